@@ -1,0 +1,110 @@
+"""``JsonlExporter``: one JSON object per line in ``DIR/audit-YYYY-MM-DD.jsonl`` (UTC date).
+
+Each batch is written with a single ``os.write`` on an ``O_APPEND`` descriptor, under a lock, so
+lines never interleave, whatever the number of threads or handlers writing to the directory.
+Every line parses with ``jq``. A value that JSON cannot represent is written as its ``repr``
+and counted, never lost with the rest of the line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..events import AuditEvent, event_to_dict
+
+logger = logging.getLogger("llm_audit_langchain")
+
+
+class JsonlExporter:
+    """Append events to daily JSONL files.
+
+    Args:
+        directory: created if missing.
+        fsync: ``os.fsync`` after every batch (durable across power loss, slower).
+        prefix: file name prefix; files are ``{prefix}YYYY-MM-DD.jsonl``.
+    """
+
+    name = "jsonl"
+
+    def __init__(self, directory: str | os.PathLike[str] = "logs", *, fsync: bool = False,
+                 prefix: str = "audit-") -> None:
+        self.directory = Path(directory)
+        self.fsync = fsync
+        self.prefix = prefix
+        self.unserializable = 0
+        self._lock = threading.Lock()
+        self._fds: dict[str, int] = {}
+        self._closed = False
+
+    def path_for(self, when: datetime) -> Path:
+        """The file that holds events stamped ``when`` (UTC day)."""
+        day = when.astimezone(UTC).strftime("%Y-%m-%d")
+        return self.directory / f"{self.prefix}{day}.jsonl"
+
+    def export(self, batch: Sequence[AuditEvent]) -> None:
+        by_day: dict[str, list[str]] = {}
+        for event in batch:
+            day = event.timestamp.astimezone(UTC).strftime("%Y-%m-%d")
+            by_day.setdefault(day, []).append(self._line(event))
+        with self._lock:
+            if self._closed:
+                return
+            for day, lines in by_day.items():
+                self._append(day, "".join(lines).encode("utf-8"))
+
+    def _line(self, event: AuditEvent) -> str:
+        record = event_to_dict(event)
+        try:
+            return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        except (TypeError, ValueError):
+            self.unserializable += 1
+            return json.dumps(record, ensure_ascii=False, separators=(",", ":"),
+                              default=_fallback) + "\n"
+
+    def _append(self, day: str, payload: bytes) -> None:
+        fd = self._fds.get(day)
+        if fd is None:
+            self._close_all()  # a new UTC day: the old file is done
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path = self.directory / f"{self.prefix}{day}.jsonl"
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._fds[day] = fd
+        view = memoryview(payload)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if self.fsync:
+            os.fsync(fd)
+
+    def _close_all(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            for fd in self._fds.values():
+                os.fsync(fd)
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        with self._lock:
+            self._closed = True
+            self._close_all()
+
+
+def _fallback(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"

@@ -1,0 +1,606 @@
+"""``AuditCallbackHandler``: where a LangChain callback turns into audit events.
+
+This is the hot path. Each callback does O(1) work on the caller's thread: it records what
+happened and when, snapshots what could change later (exceptions and their tracebacks), builds
+the event and hands it to the pipeline's bounded queue. Everything slower (token usage, cost,
+sanitizing, sampling, serialising, I/O) happens on the pipeline's worker thread. No callback
+raises: failures are counted in ``stats()["internal_errors"]`` and logged once per cause.
+
+Example::
+
+    handler = AuditCallbackHandler(exporters=[JsonlExporter("logs")])
+    graph.invoke(inputs, config={"callbacks": [handler]})
+    handler.flush(timeout=5.0)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
+from langchain_core.runnables.config import var_child_runnable_config
+
+from .config import AuditConfig
+from .context import TraceContext, malformed_traceparent_count, new_event_id, new_span_id
+from .context import new_trace_id as _new_trace_id
+from .events import AuditEvent, AuditEventType, ErrorDetail, Status
+from .exporters.base import Exporter
+from .pipeline import Pipeline, Processor
+from .runs import Run, RunTracker
+
+logger = logging.getLogger("llm_audit_langchain")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+E = AuditEventType
+_MAX_TOOL_CALLS = 10_000
+_GRAPH_STEP = "graph:step:"
+_SEQ_STEP = "seq:step:"
+_LANGGRAPH_KEYS = ("langgraph_node", "langgraph_step", "langgraph_checkpoint_ns", "langgraph_path")
+_END_KIND = {"chain": E.CHAIN_END, "llm": E.LLM_INVOKE, "tool": E.TOOL_RESULT,
+             "retriever": E.RETRIEVER_END}
+_ERROR_KIND = {"chain": E.CHAIN_ERROR, "llm": E.LLM_ERROR, "tool": E.TOOL_ERROR,
+               "retriever": E.RETRIEVER_ERROR}
+
+
+def _never_raises(method: Callable[P, R]) -> Callable[P, R | None]:
+    """Run a callback; on any failure count it, log once per cause, and return None."""
+
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            handler = args[0]
+            assert isinstance(handler, AuditCallbackHandler)
+            handler._internal_error(method.__name__, exc)
+            return None
+
+    return guarded
+
+
+def _utc(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def _control_flow_kind(error: BaseException) -> str | None:
+    """'interrupt' or 'bubble_up' for LangGraph control flow, which is never an error."""
+    try:
+        from langgraph.errors import GraphBubbleUp, GraphInterrupt
+    except ImportError:  # pragma: no cover - langgraph is a dependency
+        return None
+    if isinstance(error, GraphInterrupt):
+        return "interrupt"
+    return "bubble_up" if isinstance(error, GraphBubbleUp) else None
+
+
+def _route_destination(output: Any) -> Any:
+    """The destination a routing function chose, or None when ``output`` is not a route."""
+    if isinstance(output, str):
+        return output
+    node = getattr(output, "node", None)  # langgraph Send
+    if isinstance(node, str):
+        return {"send": node}
+    if isinstance(output, list | tuple) and output:
+        parts = [_route_destination(item) for item in output]
+        return None if any(p is None for p in parts) else parts
+    return None
+
+
+def _step_number(tags: list[str], prefix: str) -> int | None:
+    for tag in tags:
+        if tag.startswith(prefix):
+            try:
+                return int(tag[len(prefix):])
+            except ValueError:
+                return None
+    return None
+
+
+class AuditCallbackHandler(BaseCallbackHandler):
+    """Audit every LangChain/LangGraph run this handler is attached to.
+
+    Args:
+        exporters: where events go; by default from ``config.exporter`` (JSONL in ``./logs``).
+        config: settings; by default ``AuditConfig.from_env()``.
+        processors: extra worker-side steps run on each event before sanitizing.
+
+    Create one handler per process and reuse it: each handler owns one worker thread.
+    """
+
+    run_inline = True  # called on the caller's thread/loop: no executor hop under ainvoke
+    raise_error = False
+
+    def __init__(
+        self,
+        exporters: Sequence[Exporter] | None = None,
+        *,
+        config: AuditConfig | None = None,
+        processors: Sequence[Processor] = (),
+    ) -> None:
+        self.config = config if config is not None else AuditConfig.from_env()
+        self._enabled = self.config.enabled
+        self._runs = RunTracker(self.config.run_ttl_s, self.config.max_runs)
+        self._tool_calls: dict[str, str] = {}  # tool_call_id -> span id of the LLM that chose it
+        self._counts_lock = threading.Lock()
+        self._internal_errors = 0
+        self._evicted = 0
+        self._orphan_ends = 0
+        self._warned: set[str] = set()
+        self._last_error: tuple[BaseException | None, str | None] = (None, None)
+        self._pipeline = Pipeline.from_config(self.config, exporters, processors)
+        self._pipeline.add_periodic(self._evict_expired, max(0.05, min(self.config.run_ttl_s / 4, 5.0)))
+
+    # ---- public API -------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Export everything enqueued so far; True when done within ``timeout`` seconds."""
+        return self._pipeline.flush(timeout)
+
+    def shutdown(self, timeout: float | None = 5.0) -> bool:
+        """Flush, stop the worker and shut the exporters down, within ``timeout`` seconds."""
+        return self._pipeline.shutdown(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: enqueued, exported, dropped (by reason), failed, retried, pending, queue size,
+        plus the handler's own (active runs, evicted runs, internal errors...)."""
+        stats = self._pipeline.stats()
+        stats.update(
+            active_runs=len(self._runs),
+            evicted_runs=self._evicted,
+            orphan_ends=self._orphan_ends,
+            internal_errors=self._internal_errors,
+            malformed_traceparent=malformed_traceparent_count(),
+        )
+        return stats
+
+    def emit_event(self, event: AuditEvent) -> None:
+        """Send a ready-made event through the pipeline (sanitized and sampled like the rest)."""
+        self._pipeline.enqueue(event)
+
+    @property
+    def ignore_chain(self) -> bool:
+        return not self._enabled
+
+    @property
+    def ignore_llm(self) -> bool:
+        return not self._enabled
+
+    @property
+    def ignore_chat_model(self) -> bool:
+        return not self._enabled
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return not self._enabled
+
+    @property
+    def ignore_retry(self) -> bool:
+        return not self._enabled
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return not self._enabled
+
+    @property
+    def ignore_agent(self) -> bool:
+        return not self._enabled  # LangChain routes tool callbacks through this flag too
+
+    # ---- start callbacks ----------------------------------------------------------------------
+
+    @_never_raises
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._open("chain", serialized, kwargs, run_id, parent_run_id, tags, metadata, inputs)
+
+    @_never_raises
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        prompt = messages[0] if len(messages) == 1 else messages
+        run = self._open("llm", serialized, kwargs, run_id, parent_run_id, tags, metadata,
+                         list(prompt))
+        run.extra["invocation_params"] = kwargs.get("invocation_params") or {}
+
+    @_never_raises
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._open("llm", serialized, kwargs, run_id, parent_run_id, tags, metadata,
+                         list(prompts))
+        run.extra["invocation_params"] = kwargs.get("invocation_params") or {}
+
+    @_never_raises
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._open("tool", serialized, kwargs, run_id, parent_run_id, tags, metadata,
+                         inputs if inputs is not None else input_str)
+        call_id = kwargs.get("tool_call_id")
+        if call_id:
+            run.extra["tool_call_id"] = call_id
+            run.extra["selected_by_span_id"] = self._tool_calls.pop(call_id, None)
+
+    @_never_raises
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any],
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._open("retriever", serialized, kwargs, run_id, parent_run_id, tags, metadata, query)
+
+    @_never_raises
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._runs.get(run_id)
+        if run is not None:
+            if run.first_token_perf_ns is None:
+                run.first_token_perf_ns = time.perf_counter_ns()
+            run.chunks += 1
+
+    # ---- end callbacks ------------------------------------------------------------------------
+
+    @_never_raises
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._close(run_id, "chain", kwargs)
+        destination = self._route_of(run, outputs)
+        if destination is not None:
+            data = {"from_node": run.agent, "destination": destination, **self._graph_info(run)}
+            self._emit(self._span_event(run, E.AGENT_ROUTE, "ok", data))
+            return
+        data = {"outputs": outputs, **self._graph_info(run)}
+        if run.parent_span_id is None or run.extra.get("root"):
+            data["inputs"] = run.inputs
+        self._emit(self._span_event(run, E.CHAIN_END, "ok", data))
+
+    @_never_raises
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._close(run_id, "llm", kwargs)
+        generation = response.generations[0][0] if response.generations and response.generations[0] else None
+        message = getattr(generation, "message", None)
+        params = dict(run.extra.get("invocation_params") or {})
+        offered = [_tool_name(t) for t in params.pop("tools", None) or ()]
+        data: dict[str, Any] = {
+            "messages": run.inputs,
+            "output": message if message is not None else getattr(generation, "text", None),
+            "invocation_params": params,
+            "provider": run.metadata.get("ls_provider"),
+            "streamed": run.chunks > 0,
+            **self._graph_info(run),
+            "_raw": {"response": response, "metadata": run.metadata, "run_id": run.run_id},
+        }
+        if offered:
+            data["tools_offered"] = offered
+        if run.first_token_perf_ns is not None:
+            data["chunks"] = run.chunks
+            data["time_to_first_token_ms"] = (run.first_token_perf_ns - run.start_perf_ns) / 1e6
+        self._emit(self._span_event(run, E.LLM_INVOKE, "ok", data))
+        tool_calls = getattr(message, "tool_calls", None)
+        if tool_calls:
+            self._emit_tool_selection(run, offered, tool_calls)
+
+    @_never_raises
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._close(run_id, "tool", kwargs)
+        failed = getattr(output, "status", None) == "error"  # a ToolMessage reporting failure
+        data = {"input": run.inputs, "output": output, **self._tool_info(run),
+                **self._graph_info(run)}
+        kind = E.TOOL_ERROR if failed else E.TOOL_RESULT
+        self._emit(self._span_event(run, kind, "error" if failed else "ok", data))
+
+    @_never_raises
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._close(run_id, "retriever", kwargs)
+        data = {"query": run.inputs, "documents": documents, "count": len(documents or ()),
+                **self._graph_info(run)}
+        self._emit(self._span_event(run, E.RETRIEVER_END, "ok", data))
+
+    # ---- error callbacks ----------------------------------------------------------------------
+
+    @_never_raises
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._fail(run_id, "chain", error, kwargs)
+
+    @_never_raises
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._fail(run_id, "llm", error, kwargs)
+
+    @_never_raises
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._fail(run_id, "tool", error, kwargs)
+
+    @_never_raises
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._fail(run_id, "retriever", error, kwargs)
+
+    # ---- point events -------------------------------------------------------------------------
+
+    @_never_raises
+    def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._runs.get(run_id) or self._orphan(run_id, "llm", kwargs)
+        outcome = getattr(retry_state, "outcome", None)
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        data = {"attempt": getattr(retry_state, "attempt_number", None), "source": "on_retry"}
+        self._emit(self._point_event(run, E.AGENT_RETRY, "retry", run.name, data,
+                                     self._error_detail(error, run) if error else None))
+
+    @_never_raises
+    def on_custom_event(
+        self, name: str, data: Any, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        run = self._runs.get(run_id) or self._orphan(run_id, "chain", kwargs)
+        try:
+            kind = AuditEventType(name)
+        except ValueError:
+            kind = E.CUSTOM
+        self._emit(self._point_event(run, kind, "ok", name, {"payload": data}))
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _open(
+        self,
+        kind: str,
+        serialized: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        inputs: Any,
+    ) -> Run:
+        name = kwargs.get("name") or _serialized_name(serialized) or kind
+        metadata = metadata or {}
+        tags = tags or []
+        if parent_run_id is None:
+            parent_run_id = _context_parent_run_id()
+        parent = self._runs.get(parent_run_id)
+        node = metadata.get("langgraph_node")
+        is_node = kind == "chain" and node == name and any(t.startswith(_GRAPH_STEP) for t in tags)
+        if parent is not None:
+            trace_id, parent_span, sampled = parent.trace_id, parent.span_id, parent.sampled
+            agent = node or parent.agent
+        else:
+            ctx = TraceContext.current()
+            if ctx is not None:
+                trace_id, parent_span, sampled = ctx.trace_id, ctx.span_id, ctx.sampled
+            else:
+                trace_id, parent_span, sampled = _new_trace_id(), None, None
+            agent = node or name
+        if isinstance(inputs, dict):
+            inputs = dict(inputs)  # the caller may mutate its dict after we return
+        run = Run(run_id, kind, name, agent, trace_id, new_span_id(), parent_span, parent_run_id,
+                  time.time_ns(), time.perf_counter_ns(), inputs, tags, metadata,
+                  is_node=is_node, sampled=sampled)
+        if parent is None:
+            run.extra["root"] = True
+        evicted = self._runs.open(run)
+        if evicted is not None:
+            self._emit_timeout(evicted, "evicted: too many open runs")
+        return run
+
+    def _close(self, run_id: UUID, kind: str, kwargs: dict[str, Any]) -> Run:
+        run = self._runs.close(run_id)
+        return run if run is not None else self._orphan(run_id, kind, kwargs)
+
+    def _orphan(self, run_id: UUID, kind: str, kwargs: dict[str, Any]) -> Run:
+        """A stand-in for a run whose start we never saw: the end still becomes an event."""
+        with self._counts_lock:
+            self._orphan_ends += 1
+        parent = self._runs.get(kwargs.get("parent_run_id"))
+        now_ns, now_perf = time.time_ns(), time.perf_counter_ns()
+        run = Run(run_id, kind, kwargs.get("name") or kind, parent.agent if parent else kind,
+                  parent.trace_id if parent else _new_trace_id(), new_span_id(),
+                  parent.span_id if parent else None, kwargs.get("parent_run_id"),
+                  now_ns, now_perf, tags=list(kwargs.get("tags") or []))
+        run.extra["start_unknown"] = True
+        return run
+
+    def _fail(self, run_id: UUID, kind: str, error: BaseException, kwargs: dict[str, Any]) -> None:
+        run = self._close(run_id, kind, kwargs)
+        flow = _control_flow_kind(error)
+        if flow == "interrupt":
+            data = {"interrupts": error.args[0] if error.args else None, **self._graph_info(run)}
+            self._emit(self._span_event(run, E.AGENT_INTERRUPT, "ok", data))
+            return
+        if flow == "bubble_up":
+            data = {"control_flow": type(error).__name__, **self._graph_info(run)}
+            self._emit(self._span_event(run, _END_KIND[kind], "ok", data))
+            return
+        data = {**self._graph_info(run)}
+        if kind == "tool":
+            data.update(self._tool_info(run))
+        if kind == "llm":
+            data["messages"] = run.inputs
+            data["_raw"] = {"metadata": run.metadata, "run_id": run.run_id}
+        self._emit(self._span_event(run, _ERROR_KIND[kind], "error", data,
+                                    self._error_detail(error, run)))
+
+    def _error_detail(self, error: BaseException, run: Run) -> ErrorDetail:
+        last_error, last_tb = self._last_error
+        if error is last_error and last_tb is not None:
+            formatted = last_tb  # the same exception bubbling up through parent runs
+        else:
+            formatted = "".join(traceback.format_exception(error))
+            self._last_error = (error, formatted)
+        snapshot = run.inputs if self.config.include_snapshots else None
+        return ErrorDetail(type=_qualified_name(type(error)), message=str(error),
+                           traceback=formatted, input_snapshot=snapshot)
+
+    def _route_of(self, run: Run, outputs: Any) -> Any:
+        """A conditional edge's routing function runs as a direct child of the node, after the
+        node's own function (``seq:step:N`` with N >= 2); its output is the destination."""
+        if run.is_node or run.kind != "chain":
+            return None
+        parent = self._runs.get(run.parent_run_id)
+        if parent is None or not parent.is_node:
+            return None
+        step = _step_number(run.tags, _SEQ_STEP)
+        return _route_destination(outputs) if step is not None and step >= 2 else None
+
+    def _emit_tool_selection(self, run: Run, offered: list[str], calls: list[Any]) -> None:
+        chosen = [{"name": c.get("name"), "args": c.get("args"), "id": c.get("id")} for c in calls]
+        for call in chosen:
+            if call["id"]:
+                if len(self._tool_calls) >= _MAX_TOOL_CALLS:
+                    self._tool_calls.pop(next(iter(self._tool_calls)), None)
+                self._tool_calls[call["id"]] = run.span_id
+        data = {"offered": offered, "calls": chosen, **self._graph_info(run)}
+        self._emit(self._point_event(run, E.TOOL_SELECTION, "ok", run.name, data))
+
+    def _evict_expired(self) -> None:
+        for run in self._runs.expired():
+            self._emit_timeout(run, f"no end callback after {self.config.run_ttl_s:g}s")
+
+    def _emit_timeout(self, run: Run, reason: str) -> None:
+        with self._counts_lock:
+            self._evicted += 1
+        data = {"reason": reason, **self._graph_info(run)}
+        self._emit(self._span_event(run, _ERROR_KIND[run.kind], "timeout", data))
+
+    def _span_event(
+        self,
+        run: Run,
+        event_type: AuditEventType,
+        status: Status,
+        data: dict[str, Any],
+        error: ErrorDetail | None = None,
+    ) -> AuditEvent:
+        end_ns, end_perf = time.time_ns(), time.perf_counter_ns()
+        unknown_start = run.extra.get("start_unknown", False)
+        if unknown_start:
+            data["start_unknown"] = True
+        return AuditEvent(
+            event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
+            parent_span_id=run.parent_span_id, timestamp=_utc(end_ns),
+            start_time=_utc(run.start_ns), event_type=event_type, agent=run.agent,
+            action=run.name, status=status,
+            latency_ms=None if unknown_start else (end_perf - run.start_perf_ns) / 1e6,
+            run_id=str(run.run_id), data=data, error=error,
+        )
+
+    def _point_event(
+        self,
+        run: Run,
+        event_type: AuditEventType,
+        status: Status,
+        action: str,
+        data: dict[str, Any],
+        error: ErrorDetail | None = None,
+    ) -> AuditEvent:
+        return AuditEvent(
+            event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
+            parent_span_id=run.parent_span_id, timestamp=_utc(time.time_ns()),
+            event_type=event_type, agent=run.agent, action=action, status=status,
+            run_id=str(run.run_id), data=data, error=error,
+        )
+
+    @staticmethod
+    def _graph_info(run: Run) -> dict[str, Any]:
+        meta = run.metadata
+        if "langgraph_node" not in meta:
+            return {}
+        info = {key[len("langgraph_"):]: meta[key] for key in _LANGGRAPH_KEYS if key in meta}
+        thread_id = meta.get("thread_id")
+        return {"langgraph": info, "thread_id": thread_id} if thread_id else {"langgraph": info}
+
+    @staticmethod
+    def _tool_info(run: Run) -> dict[str, Any]:
+        return {k: run.extra[k] for k in ("tool_call_id", "selected_by_span_id") if k in run.extra}
+
+    def _emit(self, event: AuditEvent) -> None:
+        self._pipeline.enqueue(event)
+
+    def _internal_error(self, where: str, exc: BaseException) -> None:
+        with self._counts_lock:
+            self._internal_errors += 1
+            cause = f"{where}:{type(exc).__name__}"
+            first = cause not in self._warned
+            self._warned.add(cause)
+        if first:
+            logger.warning("audit handler error in %s (the run is unaffected; further ones "
+                           "are only counted)", where, exc_info=exc)
+
+
+def _serialized_name(serialized: dict[str, Any] | None) -> str | None:
+    if not serialized:
+        return None
+    name = serialized.get("name")
+    if name:
+        return str(name)
+    ids = serialized.get("id")
+    return str(ids[-1]) if isinstance(ids, list) and ids else None
+
+
+def _tool_name(tool: Any) -> str:
+    if isinstance(tool, dict):
+        function = tool.get("function")
+        if isinstance(function, dict) and "name" in function:
+            return str(function["name"])
+        return str(tool.get("name") or tool.get("title") or "unknown")
+    return str(getattr(tool, "name", None) or getattr(tool, "__name__", "unknown"))
+
+
+def _qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _context_parent_run_id() -> UUID | None:
+    """The run LangChain says we are inside of, for runs started without a parent id (an upstream
+    bug drops it for ``RunnableWithFallbacks`` children under ``invoke``)."""
+    config = var_child_runnable_config.get()
+    if not config:
+        return None
+    callbacks = config.get("callbacks")
+    parent = getattr(callbacks, "parent_run_id", None)
+    return parent if isinstance(parent, UUID) else None

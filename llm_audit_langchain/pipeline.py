@@ -1,0 +1,447 @@
+"""The pipeline: bounded queue → one worker thread → processors → batches → exporters.
+
+``enqueue`` is the only part that runs on the caller's thread: a lock, a deque append, and a
+wake-up when a batch is ready. When the queue is full the oldest event is dropped and counted.
+The worker runs the processors (enrich → sanitize → sample) and hands each batch to every exporter.
+Each exporter has its own bounded backlog and backoff: one that fails is retried with exponential
+backoff and jitter while the others go on, and what it missed is delivered when it returns.
+
+Every event ends in exactly one place, so ``stats()`` always adds up::
+
+    enqueued == exported + sum(dropped.values()) + pending
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .events import AuditEvent
+from .exporters.base import Exporter, ExportResult
+
+if TYPE_CHECKING:
+    from .config import AuditConfig
+
+logger = logging.getLogger("llm_audit_langchain")
+
+Processor = Callable[[AuditEvent], AuditEvent | None]
+"""A worker-side step: returns the (possibly changed) event, or None to drop it."""
+
+
+class Sampler(Protocol):
+    """Decides, per trace, which events reach the exporters (see ``sampling.py``)."""
+
+    def offer(self, event: AuditEvent) -> tuple[list[AuditEvent], int]:
+        """Take one event; return the events released now and how many were sampled out."""
+        ...
+
+    def held(self) -> int:
+        """Events held while their trace is still open."""
+        ...
+
+
+_live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+@dataclass(slots=True, eq=False)
+class _Batch:
+    events: list[AuditEvent]
+    remaining: int  # exporters that still have to take it
+    lost: bool = False
+
+
+class _Slot:
+    """One exporter, its backlog of batches and its retry state (worker thread only)."""
+
+    def __init__(self, exporter: Exporter, bound: int, initial: float, cap: float) -> None:
+        self.exporter = exporter
+        self.name = getattr(exporter, "name", None) or type(exporter).__name__
+        self.backlog: deque[_Batch] = deque()
+        self.backlog_events = 0
+        self.bound = bound
+        self.initial_backoff = initial
+        self.max_backoff = cap
+        self.failures = 0
+        self.next_attempt = 0.0
+        self.exported = self.failed = self.retried = self.dropped = 0
+
+    def backoff(self) -> float:
+        """Exponential with full jitter in [0.5, 1.5) of the step, capped."""
+        step = min(self.max_backoff, self.initial_backoff * 2 ** min(self.failures - 1, 30))
+        return step * (0.5 + random.random())
+
+    def stats(self) -> dict[str, int]:
+        return {"exported": self.exported, "failed": self.failed, "retried": self.retried,
+                "dropped": self.dropped, "pending": self.backlog_events}
+
+
+class Pipeline:
+    """Moves events from the hot path to the exporters on one daemon worker thread."""
+
+    def __init__(
+        self,
+        exporters: Sequence[Exporter],
+        processors: Sequence[Processor] = (),
+        *,
+        sanitizer: Processor | None = None,
+        sampler: Sampler | None = None,
+        observers: Sequence[Callable[[AuditEvent], None]] = (),
+        queue_size: int = 10_000,
+        batch_size: int = 512,
+        flush_interval_s: float = 0.5,
+        initial_backoff_s: float = 0.1,
+        max_backoff_s: float = 30.0,
+        shutdown_timeout_s: float = 5.0,
+    ) -> None:
+        self._processors = list(processors)
+        self._sanitizer = sanitizer
+        self._sampler = sampler
+        self._observers = list(observers)
+        self._queue_size = queue_size
+        self._batch_size = batch_size
+        self._interval = flush_interval_s
+        self._shutdown_timeout = shutdown_timeout_s
+        self._slots = [_Slot(e, queue_size, initial_backoff_s, max_backoff_s) for e in exporters]
+        self._periodic: list[list[Any]] = []  # [fn, interval, next_due]
+        self._warned: set[str] = set()
+        self._init_state()
+        _live.add(self)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: AuditConfig,
+        exporters: Sequence[Exporter] | None,
+        processors: Sequence[Processor] = (),
+    ) -> Pipeline:
+        """The default pipeline for ``config`` (used by ``AuditCallbackHandler``)."""
+        from .processors import default_processors, default_sanitizer, default_sampler
+        from .exporters.factory import exporters_from_config
+
+        return cls(
+            exporters if exporters is not None else exporters_from_config(config),
+            [*default_processors(config), *processors],
+            sanitizer=default_sanitizer(config),
+            sampler=default_sampler(config),
+            queue_size=config.queue_size,
+            batch_size=config.batch_size,
+            flush_interval_s=config.flush_interval_ms / 1000,
+            initial_backoff_s=config.retry_initial_backoff_s,
+            max_backoff_s=config.retry_max_backoff_s,
+            shutdown_timeout_s=config.shutdown_timeout_s,
+        )
+
+    def _init_state(self) -> None:
+        """(Re)create everything a thread or a fork can invalidate."""
+        self._lock = threading.Lock()
+        self._settled_cv = threading.Condition(threading.Lock())
+        self._wake = threading.Event()
+        self._queue: deque[AuditEvent] = deque()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._stopped = False
+        self._enqueued = 0
+        self._exported = 0
+        self._dropped: dict[str, int] = {}
+        self._failed = 0
+        self._retried = 0
+        for slot in self._slots:
+            slot.backlog.clear()
+            slot.backlog_events = 0
+            slot.failures = 0
+            slot.exported = slot.failed = slot.retried = slot.dropped = 0
+
+    # ---- hot path -----------------------------------------------------------------------------
+
+    def enqueue(self, event: AuditEvent) -> None:
+        """Queue one event; never blocks on I/O and never raises."""
+        with self._lock:
+            if self._stopped:
+                self._dropped["shutdown"] = self._dropped.get("shutdown", 0) + 1
+                return
+            if len(self._queue) >= self._queue_size:
+                self._queue.popleft()
+                self._dropped["queue_full"] = self._dropped.get("queue_full", 0) + 1
+            self._queue.append(event)
+            self._enqueued += 1
+            ready = len(self._queue) >= self._batch_size
+            if self._thread is None:
+                self._start_worker()
+        if ready:
+            self._wake.set()
+
+    def _start_worker(self) -> None:
+        thread = threading.Thread(target=self._run, name="llm-audit-export", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    # ---- control ------------------------------------------------------------------------------
+
+    def add_periodic(self, fn: Callable[[], None], interval_s: float) -> None:
+        """Call ``fn`` on the worker thread about every ``interval_s`` seconds."""
+        self._periodic.append([fn, interval_s, time.monotonic() + interval_s])
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Wait until every event enqueued so far is exported or dropped; True if so in time."""
+        with self._lock:
+            target = self._enqueued
+            if self._thread is None and not self._queue:
+                return self._settled() >= target
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._wake.set()
+        with self._settled_cv:
+            while self._settled() < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._wake.set()
+                self._settled_cv.wait(0.05 if remaining is None else min(remaining, 0.05))
+        return all(self._flush_exporter(slot, deadline) for slot in self._slots)
+
+    def shutdown(self, timeout: float | None = 5.0) -> bool:
+        """Flush, stop the worker, shut the exporters down; never waits past ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        flushed = self.flush(timeout)
+        with self._lock:
+            self._stopping = True
+            self._stopped = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return False
+        else:
+            self._shutdown_exporters(deadline)
+        _live.discard(self)
+        return flushed
+
+    def stats(self) -> dict[str, Any]:
+        """enqueued, exported, dropped by reason, failed, retried, pending, queue size, held
+        traces and per-exporter counters. ``enqueued == exported + dropped + pending``."""
+        with self._lock:
+            dropped = dict(self._dropped)
+            enqueued, exported, queue = self._enqueued, self._exported, len(self._queue)
+        return {
+            "enqueued": enqueued,
+            "exported": exported,
+            "dropped": dropped,
+            "failed": self._failed,
+            "retried": self._retried,
+            "pending": enqueued - exported - sum(dropped.values()),
+            "queue_size": queue,
+            "held": self._sampler.held() if self._sampler is not None else 0,
+            "exporters": {slot.name: slot.stats() for slot in self._slots},
+        }
+
+    # ---- worker -------------------------------------------------------------------------------
+
+    def _settled(self) -> int:
+        return self._exported + sum(self._dropped.values())
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            try:
+                self._drain()
+                self._run_periodic()
+            except Exception as exc:  # the worker must survive anything
+                self._warn_once("worker", exc)
+            if self._stopping:
+                with self._lock:
+                    empty = not self._queue
+                if empty:
+                    self._shutdown_exporters(time.monotonic() + self._shutdown_timeout)
+                    return
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    break
+                batch = [self._queue.popleft()
+                         for _ in range(min(self._batch_size, len(self._queue)))]
+            released = self._process(batch)
+            if released:
+                self._hand_over(released)
+            self._deliver()
+        self._deliver()
+
+    def _process(self, batch: list[AuditEvent]) -> list[AuditEvent]:
+        released: list[AuditEvent] = []
+        for event in batch:
+            processed = self._prepare(event)
+            if processed is None:
+                continue
+            for observer in self._observers:
+                self._call_safely("observer", observer, processed)
+            if self._sampler is None:
+                released.append(processed)
+                continue
+            try:
+                out, sampled_out = self._sampler.offer(processed)
+            except Exception as exc:
+                self._warn_once("sampler", exc)
+                out, sampled_out = [processed], 0
+            released.extend(out)
+            if sampled_out:
+                self._drop("sampled_out", sampled_out)
+        return released
+
+    def _prepare(self, event: AuditEvent) -> AuditEvent | None:
+        """Enrich, then sanitize. An event that cannot be sanitized is dropped, never exported."""
+        current: AuditEvent | None = event
+        for processor in self._processors:
+            try:
+                current = processor(event)
+            except Exception as exc:
+                self._warn_once(f"processor {getattr(processor, '__name__', processor)}", exc)
+                current = event
+            if current is None:
+                self._drop("filtered", 1)
+                return None
+            event = current
+        event.data.pop("_raw", None)
+        if self._sanitizer is None:
+            return event
+        try:
+            sanitized = self._sanitizer(event)
+        except Exception as exc:
+            self._warn_once("sanitizer", exc)
+            sanitized = None
+        if sanitized is None:
+            self._drop("sanitizer_error", 1)
+        return sanitized
+
+    def _hand_over(self, events: list[AuditEvent]) -> None:
+        if not self._slots:
+            self._settle(exported=len(events))
+            return
+        batch = _Batch(events, len(self._slots))
+        for slot in self._slots:
+            slot.backlog.append(batch)
+            slot.backlog_events += len(events)
+            while slot.backlog_events > slot.bound and len(slot.backlog) > 1:
+                self._give_up(slot, slot.backlog.popleft(), "exporter_backlog_full")
+
+    def _deliver(self) -> None:
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.backlog and now >= slot.next_attempt:
+                self._deliver_slot(slot)
+
+    def _deliver_slot(self, slot: _Slot) -> None:
+        while slot.backlog:
+            batch = slot.backlog[0]
+            retry = slot.failures > 0
+            if retry:
+                slot.retried += 1
+                self._retried += 1
+            try:
+                ok = slot.exporter.export(batch.events) is not ExportResult.FAILURE
+                error: BaseException | None = None if ok else RuntimeError("export returned FAILURE")
+            except Exception as exc:
+                ok, error = False, exc
+            if not ok:
+                slot.failures += 1
+                slot.failed += 1
+                self._failed += 1
+                slot.next_attempt = time.monotonic() + slot.backoff()
+                self._warn_once(f"exporter {slot.name}", error)
+                return
+            slot.failures = 0
+            slot.backlog.popleft()
+            slot.backlog_events -= len(batch.events)
+            slot.exported += len(batch.events)
+            self._finish(batch)
+
+    def _finish(self, batch: _Batch) -> None:
+        batch.remaining -= 1
+        if batch.remaining == 0 and not batch.lost:
+            self._settle(exported=len(batch.events))
+
+    def _give_up(self, slot: _Slot, batch: _Batch, reason: str) -> None:
+        slot.backlog_events -= len(batch.events)
+        slot.dropped += len(batch.events)
+        batch.remaining -= 1
+        if not batch.lost:
+            batch.lost = True
+            self._drop(reason, len(batch.events))
+
+    def _drop(self, reason: str, count: int) -> None:
+        with self._lock:
+            self._dropped[reason] = self._dropped.get(reason, 0) + count
+        self._notify_settled()
+
+    def _settle(self, exported: int) -> None:
+        with self._lock:
+            self._exported += exported
+        self._notify_settled()
+
+    def _notify_settled(self) -> None:
+        with self._settled_cv:
+            self._settled_cv.notify_all()
+
+    def _flush_exporter(self, slot: _Slot, deadline: float | None) -> bool:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return bool(slot.exporter.force_flush(remaining))
+        except Exception as exc:
+            self._warn_once(f"exporter {slot.name} flush", exc)
+            return False
+
+    def _shutdown_exporters(self, deadline: float | None) -> None:
+        for slot in self._slots:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._call_safely(f"exporter {slot.name} shutdown", slot.exporter.shutdown, remaining)
+
+    def _run_periodic(self) -> None:
+        now = time.monotonic()
+        for entry in self._periodic:
+            fn, interval, due = entry
+            if now >= due:
+                entry[2] = now + interval
+                self._call_safely("periodic task", fn)
+
+    def _call_safely(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            self._warn_once(what, exc)
+
+    def _warn_once(self, what: str, exc: BaseException | None) -> None:
+        cause = f"{what}:{type(exc).__name__}"
+        if cause in self._warned:
+            return
+        self._warned.add(cause)
+        logger.warning("llm-audit %s failed: %r (counted; further ones are not logged)", what, exc)
+
+    def _after_fork(self) -> None:
+        self._init_state()
+
+
+def _flush_all_at_exit() -> None:
+    for pipeline in list(_live):
+        try:
+            pipeline.shutdown(pipeline._shutdown_timeout)
+        except Exception:  # at exit there is nobody left to tell
+            pass
+
+
+def _reset_after_fork() -> None:
+    for pipeline in list(_live):
+        pipeline._after_fork()
+
+
+atexit.register(_flush_all_at_exit)
+os.register_at_fork(after_in_child=_reset_after_fork)

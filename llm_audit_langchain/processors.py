@@ -1,0 +1,115 @@
+"""Worker-side processors: enrich (usage, cost, environment) → sanitize → sample.
+
+Each processor is a plain function ``(AuditEvent) -> AuditEvent | None`` (structlog's shape):
+small, testable alone, composable in a list. They run on the pipeline's worker thread, never on
+the caller's hot path. Raw objects the handler attached under ``data["_raw"]`` are read here and
+removed before the sanitizer; nothing raw reaches an exporter.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from functools import cache
+from importlib import metadata as importlib_metadata
+from typing import TYPE_CHECKING, Any
+
+from .events import AuditEvent, AuditEventType
+from .pipeline import Processor, Sampler
+
+if TYPE_CHECKING:
+    from .config import AuditConfig
+    from .sanitizer import Sanitizer
+
+_PACKAGES = ("llm-audit-langchain", "langchain-core", "langgraph", "langchain-aws", "pydantic")
+_LLM_EVENTS = (AuditEventType.LLM_INVOKE, AuditEventType.LLM_ERROR)
+
+
+def price_llm_call(event: AuditEvent) -> AuditEvent:
+    """Fill tokens, model and cost of an ``llm.invoke`` from the raw response (usage.py,
+    pricing.py). Unknown usage stays ``None``; an unknown price gives ``cost_usd=None``."""
+    if event.event_type not in _LLM_EVENTS:
+        return event
+    from .pricing import calculate_cost
+    from .usage import extract_usage, model_id_from, provider_from
+
+    raw = event.data.get("_raw") or {}
+    response = raw.get("response")
+    start_metadata = raw.get("metadata")
+    params = event.data.get("invocation_params")
+    event.model = model_id_from(response, start_metadata, params)
+    if event.data.get("provider") is None:
+        event.data["provider"] = provider_from(start_metadata, params)
+    if response is None:
+        return event
+    usage = extract_usage(response, prompt_messages=event.data.get("messages"), model=event.model)
+    event.tokens_input, event.tokens_output = usage.input_tokens, usage.output_tokens
+    event.data["usage"] = usage.as_dict()
+    event.cost_usd = calculate_cost(
+        event.model, usage.input_tokens, usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+        provider=event.data.get("provider"),
+    )
+    return event
+
+
+@cache
+def environment() -> dict[str, Any]:
+    """Python, platform and package versions: what a replay of a failure needs to know."""
+    versions: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": versions}
+
+
+def add_environment(event: AuditEvent) -> AuditEvent:
+    """Attach environment metadata (and the model id, for llm errors) to every error."""
+    if event.error is not None and event.error.environment is None:
+        env = dict(environment())
+        if event.model:
+            env["model"] = event.model
+        event.error.environment = env
+    return event
+
+
+def default_processors(config: AuditConfig) -> list[Processor]:
+    """The enrichers that are on by default."""
+    return [price_llm_call, add_environment]
+
+
+def event_sanitizer(sanitizer: Sanitizer) -> Processor:
+    """Sanitize everything in an event a user could have put there: data, error message,
+    traceback, input snapshot, environment. Returns the same event, sanitized in place."""
+
+    def sanitize_event(event: AuditEvent) -> AuditEvent:
+        event.data = sanitizer(event.data)
+        error = event.error
+        if error is not None:
+            error.message = sanitizer.sanitize_text(error.message)
+            if error.traceback is not None:
+                error.traceback = sanitizer.sanitize_text(error.traceback)
+            error.input_snapshot = sanitizer(error.input_snapshot)
+            error.environment = sanitizer(error.environment)
+        return event
+
+    return sanitize_event
+
+
+def default_sanitizer(config: AuditConfig) -> Processor:
+    """The sanitizer for ``config.capture`` (``redacted`` unless explicitly changed)."""
+    from .sanitizer import Sanitizer
+
+    return event_sanitizer(Sanitizer(config.capture))
+
+
+def default_sampler(config: AuditConfig) -> Sampler | None:
+    """Tail sampling per trace (sampling.py), or None while it is not available."""
+    try:
+        from .sampling import SamplingPolicy
+    except ImportError:
+        return None
+    return SamplingPolicy.from_config(config).sampler()  # type: ignore[no-any-return]

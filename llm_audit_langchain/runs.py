@@ -1,0 +1,75 @@
+"""The run tracker: one start record per open LangChain run, bounded, with TTL eviction.
+
+End and error callbacks carry no name or metadata, so the start record holds them until the run
+closes. Runs that never close (a cancelled stream, a killed task) are evicted after a TTL and
+reported with status ``timeout``; the map never grows past ``max_runs``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+
+@dataclass(slots=True)
+class Run:
+    """What the start callback knew about a run, kept until the run ends."""
+
+    run_id: UUID
+    kind: str  # "chain" | "llm" | "tool" | "retriever"
+    name: str
+    agent: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    parent_run_id: UUID | None
+    start_ns: int  # wall clock, for timestamps
+    start_perf_ns: int  # monotonic, for latency
+    inputs: Any = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    is_node: bool = False
+    sampled: bool | None = None
+    first_token_perf_ns: int | None = None
+    chunks: int = 0
+
+
+class RunTracker:
+    """A ``run_id -> Run`` map. Thread-safe through the GIL's atomic dict operations."""
+
+    def __init__(self, ttl_s: float, max_runs: int) -> None:
+        self._runs: dict[UUID, Run] = {}
+        self._ttl_ns = int(ttl_s * 1e9)
+        self._max_runs = max_runs
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def get(self, run_id: UUID | None) -> Run | None:
+        """The open run with this id, if any."""
+        return None if run_id is None else self._runs.get(run_id)
+
+    def open(self, run: Run) -> Run | None:
+        """Track ``run``; returns a run evicted to keep the bound, if one was."""
+        self._runs[run.run_id] = run
+        if len(self._runs) <= self._max_runs:
+            return None
+        try:
+            oldest = next(iter(self._runs))
+        except (StopIteration, RuntimeError):  # changed by another thread meanwhile
+            return None
+        return self._runs.pop(oldest, None)
+
+    def close(self, run_id: UUID) -> Run | None:
+        """Stop tracking and return the run, or None when its start was not seen."""
+        return self._runs.pop(run_id, None)
+
+    def expired(self, now_perf_ns: int | None = None) -> list[Run]:
+        """Remove and return the runs open for longer than the TTL."""
+        now = time.perf_counter_ns() if now_perf_ns is None else now_perf_ns
+        snapshot = self._runs.copy()  # atomic under the GIL
+        stale = [r for r in snapshot.values() if now - r.start_perf_ns > self._ttl_ns]
+        return [run for r in stale if (run := self._runs.pop(r.run_id, None)) is not None]
