@@ -189,8 +189,11 @@ class AuditLogExporter:
             try:
                 end = self._find_end()
                 end = self._write(end, dicts, days, [e.event_id for e in pending])
-            except BaseException:
+            except OSError as exc:
                 self._end = None  # re-read the tail next time, whatever happened on disk
+                raise AuditChainError(f"could not append to the audit chain: {exc}") from exc
+            except BaseException:
+                self._end = None
                 raise
             self._end = end
         self._partial_ids.clear()

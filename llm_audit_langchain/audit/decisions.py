@@ -123,9 +123,7 @@ def decision_record(event: AuditEvent, raw: Mapping[str, Any] | None = None) -> 
         "input_hash": None if messages is None else sha256_hex(messages),
         "prompt_hash": None if system is None else sha256_hex(system),
         "prompt_version": None if system is None else prompt_version(system),
-        "template_version": metadata.get("prompt_version")
-        if isinstance(metadata, Mapping)
-        else None,
+        "template_version": template,
         "model_id": event.model or _first(params, _MODEL_KEYS),
         "model_version": _model_version(output),
         "generation_params": {name: params[name] for name in GENERATION_PARAMS if name in params},
