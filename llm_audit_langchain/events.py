@@ -105,7 +105,10 @@ class AuditEvent(BaseModel):
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text  # as pydantic writes UTC
 
 
 def event_to_dict(event: AuditEvent) -> dict[str, Any]:
