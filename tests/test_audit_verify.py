@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -192,15 +193,13 @@ def test_foreign_json_line_is_bad_json(tmp_path: Path) -> None:
 
 
 def test_deleting_a_whole_day_file_is_deleted(tmp_path: Path) -> None:
-    from datetime import UTC, datetime, timedelta
-
     log = AuditLogExporter(tmp_path)
     start = datetime(2031, 3, 1, 12, tzinfo=UTC)
     for day in range(3):
         log.export([make_event(timestamp=start + timedelta(days=day)) for _ in range(3)])
     (tmp_path / "audit-chain-2031-03-02.jsonl").unlink()
     reason, line, sequence = _reason(tmp_path)
-    assert (reason, sequence) == ("deleted", 7)
+    assert (reason, line, sequence) == ("deleted", 1, 7)  # first line of the third day's file
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -251,9 +250,7 @@ def test_reformatted_line_with_the_same_content_still_verifies(tmp_path: Path) -
     assert verify(tmp_path).ok
 
 
-def _recompute_chain(
-    directory: Path, key: ChainKey, *, edit: dict[str, Any], at: int
-) -> None:
+def _recompute_chain(directory: Path, key: ChainKey, *, edit: dict[str, Any], at: int) -> None:
     """What an attacker with write access does: edit a record and recompute every hash after."""
     (path,) = sorted(directory.glob("audit-chain-*.jsonl"))
     out: list[bytes] = []

@@ -80,7 +80,7 @@ class VerifyReport:
     last: ChainHead | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Line:
     file: str
     number: int
@@ -89,7 +89,7 @@ class _Line:
     foreign: bool = False  # valid JSON but not a chain record
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     expected: int | None  # next sequence; None until the first record when the start was pruned
     prev_hash: str
