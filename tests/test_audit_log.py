@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import hmac
 import json
 import multiprocessing
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -273,3 +275,22 @@ def test_a_forked_child_does_not_reuse_the_parents_view_of_the_chain(tmp_path: P
     log.export([make_event(agent="parent")])  # parent's cached tail is stale: it must re-read
     assert [r["agent"] for r in records(tmp_path)] == ["agent", "child", "parent"]
     assert verify(tmp_path).ok
+
+
+def test_fsync_mode_writes_the_same_chain(tmp_path: Path) -> None:
+    log = AuditLogExporter(tmp_path, fsync=True)
+    assert log.export([make_event(), make_event()]) is ExportResult.SUCCESS
+    assert verify(tmp_path).records == 2
+
+
+def test_a_writer_stuck_holding_the_lock_makes_export_fail_not_hang(tmp_path: Path) -> None:
+    log = AuditLogExporter(tmp_path, lock_timeout=0.2)
+    fd = os.open(tmp_path / "audit-chain.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another process's writer, frozen inside its append
+    try:
+        started = time.monotonic()
+        assert log.export([make_event()]) is ExportResult.FAILURE
+        assert time.monotonic() - started < 2.0
+    finally:
+        os.close(fd)
+    assert log.export([make_event()]) is ExportResult.SUCCESS

@@ -179,25 +179,26 @@ class AuditLogExporter:
         """
         if self._closed:
             raise AuditChainError("the audit log exporter is shut down")
-        pending = [event for event in events if event.event_id not in self._partial_ids]
-        if not pending:
+        with self._mutex:
+            pending = [event for event in events if event.event_id not in self._partial_ids]
+            if pending:
+                self._append_locked(pending)
             self._partial_ids.clear()
-            return self.head()
-        dicts = [event_to_dict(event) for event in pending]
-        days = [utc_day(event.timestamp) for event in pending]
-        with self._mutex, self._exclusive():
+        return self.head()
+
+    def _append_locked(self, events: list[AuditEvent]) -> None:
+        dicts = [event_to_dict(event) for event in events]
+        days = [utc_day(event.timestamp) for event in events]
+        with self._exclusive():
             try:
                 end = self._find_end()
-                end = self._write(end, dicts, days, [e.event_id for e in pending])
+                self._end = self._write(end, dicts, days, [e.event_id for e in events])
             except OSError as exc:
                 self._end = None  # re-read the tail next time, whatever happened on disk
                 raise AuditChainError(f"could not append to the audit chain: {exc}") from exc
             except BaseException:
                 self._end = None
                 raise
-            self._end = end
-        self._partial_ids.clear()
-        return self.head()
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:

@@ -88,6 +88,12 @@ def write_head(directory: Path, head: ChainHead, *, fsync: bool) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, directory / HEAD_NAME)
+    if fsync:  # make the rename itself durable
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def parse_record(line: bytes) -> dict[str, Any] | None:
