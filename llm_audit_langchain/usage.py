@@ -61,10 +61,9 @@ class TokenUsage:
 
     A count is ``None`` when it is unknown, never 0. ``estimated`` is True when the counts were
     made with tiktoken because the provider reported nothing; ``source`` says where they came
-    from (``usage_metadata``, ``llm_output.token_usage``, ``llm_output.usage``,
-    ``response_metadata.token_usage``, ``response_metadata.usage``,
-    ``bedrock.invocation_metrics``, ``tiktoken`` or ``none``); ``reason`` says why a count is
-    missing or estimated.
+    from (``usage_metadata``; ``llm_output.token_usage`` or ``.usage``, and the same under
+    ``response_metadata.`` and ``generation_info.``; ``bedrock.invocation_metrics``;
+    ``tiktoken``; ``none``); ``reason`` says why a count is missing or estimated.
     """
 
     input_tokens: int | None
@@ -184,6 +183,13 @@ def _from_exclusive_usage(usage: Mapping[str, Any], source: str) -> TokenUsage |
     )
 
 
+def _from_usage_dict(usage: Mapping[str, Any], source: str) -> TokenUsage | None:
+    """A ``usage`` dict: OpenAI's raw layout if it has OpenAI's details, else the exclusive one."""
+    if "prompt_tokens_details" in usage or "completion_tokens_details" in usage:
+        return _from_openai_token_usage(usage, source)
+    return _from_exclusive_usage(usage, source)
+
+
 def _from_bedrock_metrics(metrics: Mapping[str, Any]) -> TokenUsage | None:
     """``amazon-bedrock-invocationMetrics``: ``inputTokenCount`` excludes cache tokens."""
     renamed = {
@@ -227,7 +233,7 @@ def _usage_in(container: Mapping[str, Any] | None, prefix: str) -> TokenUsage | 
     ):
         return found
     usage = container.get("usage")
-    if isinstance(usage, Mapping) and (found := _from_exclusive_usage(usage, f"{prefix}.usage")):
+    if isinstance(usage, Mapping) and (found := _from_usage_dict(usage, f"{prefix}.usage")):
         return found
     metrics = container.get(BEDROCK_METRICS_KEY)
     return _from_bedrock_metrics(metrics) if isinstance(metrics, Mapping) else None

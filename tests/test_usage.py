@@ -181,6 +181,19 @@ def test_openai_token_usage_prompt_includes_cached() -> None:
     )
 
 
+def test_openai_raw_usage_under_the_usage_key_stays_inclusive() -> None:
+    raw = {
+        "prompt_tokens": 100,
+        "completion_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 60},
+    }
+
+    usage = extract_usage(chat_result(AIMessage("hi", response_metadata={"usage": raw})))
+
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.total_tokens) == (100, 60, 110)
+    assert usage.source == "response_metadata.usage"
+
+
 def test_bedrock_invoke_usage_prompt_excludes_cache() -> None:
     llm_usage = {
         "prompt_tokens": 20,
