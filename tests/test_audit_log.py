@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import itertools
 import hmac
 import json
 import multiprocessing
@@ -12,6 +13,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit_chain_helpers import make_event, read_lines, records, write_chain
@@ -223,7 +225,11 @@ def test_export_reports_failure_instead_of_raising(
 # -- several processes ------------------------------------------------------------------------
 
 
-def _writer_process(directory: str, worker: int, batches: int, size: int) -> None:
+def _writer_process(
+    directory: str, worker: int, batches: int, size: int, start: Any | None = None
+) -> None:
+    if start is not None:
+        start.wait(60)  # all writers begin together, so their appends really contend
     log = AuditLogExporter(directory, key=b"shared-key")
     for b in range(batches):
         events = [make_event(agent=f"w{worker}", data={"b": b, "i": i}) for i in range(size)]
@@ -232,11 +238,14 @@ def _writer_process(directory: str, worker: int, batches: int, size: int) -> Non
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])
-def test_processes_writing_concurrently_share_one_intact_chain(tmp_path: Path, method: str) -> None:
-    workers, batches, size = 4, 40, 5
+def test_processes_writing_concurrently_share_one_intact_chain(
+    tmp_path: Path, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    workers, batches, size = 4, 60, 5
     ctx = multiprocessing.get_context(method)
+    start = ctx.Barrier(workers)
     procs = [
-        ctx.Process(target=_writer_process, args=(str(tmp_path), w, batches, size))
+        ctx.Process(target=_writer_process, args=(str(tmp_path), w, batches, size, start))
         for w in range(workers)
     ]
     for proc in procs:
@@ -251,11 +260,16 @@ def test_processes_writing_concurrently_share_one_intact_chain(tmp_path: Path, m
     chain = records(tmp_path)
     assert [r["sequence"] for r in chain] == list(range(1, total + 1))  # none lost or doubled
     assert len({r["event_id"] for r in chain}) == total
-    for w in range(workers):  # each writer's batches stay in order and contiguous
+    agents = [r["agent"] for r in chain]
+    switches = sum(1 for a, b in itertools.pairwise(agents) if a != b)
+    assert switches > workers  # the writers did interleave: this was a real race
+    for w in range(workers):  # each batch stays contiguous, each writer's batches in order
         mine = [r for r in chain if r["agent"] == f"w{w}"]
         assert [(r["data"]["b"], r["data"]["i"]) for r in mine] == [
             (b, i) for b in range(batches) for i in range(size)
         ]
+    for b in range(len(chain) // size):
+        assert len({r["agent"] for r in chain[b * size : (b + 1) * size]}) == 1
     head = read_head(tmp_path)
     assert head is not None and head.sequence == total
 

@@ -113,8 +113,10 @@ class AuditLogExporter:
         self._closed = False
         self._logged: set[str] = set()
         _LIVE.add(self)
-        with contextlib.suppress(OSError):
-            self._end = self._find_end()  # resume (and surface a torn tail) before the first batch
+        # Resume now (and surface a torn tail or a truncation early); under the lock, since
+        # another process may be half-way through an append. On failure, the first export retries.
+        with contextlib.suppress(OSError, AuditChainError), self._mutex, self._exclusive():
+            self._end = self._find_end()
 
     @property
     def hash_alg(self) -> str:
@@ -215,7 +217,7 @@ class AuditLogExporter:
                     if time.monotonic() >= deadline:
                         raise AuditChainError("timed out waiting for the chain lock") from None
                     time.sleep(pause)
-                    pause = min(pause * 2, 0.02)
+                    pause = min(pause * 2, 0.002)  # short: a long nap loses the race to the holder
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
