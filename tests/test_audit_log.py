@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import itertools
 import hmac
+import itertools
 import json
 import multiprocessing
 import os
