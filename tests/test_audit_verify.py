@@ -168,6 +168,13 @@ def test_writer_restarted_after_truncation_records_the_gap(tmp_path: Path) -> No
     assert gap["data"]["anchor_sequence"] == 10 and gap["data"]["resumed_after_sequence"] == 6
 
 
+def test_writer_restarted_after_all_files_were_removed_records_the_gap(tmp_path: Path) -> None:
+    path = write_chain(tmp_path, 4)
+    path.unlink()
+    AuditLogExporter(tmp_path).export([make_event()])
+    assert _reason(tmp_path) == ("truncated", 1, 1)
+
+
 def test_garbage_line_in_the_middle_is_bad_json(tmp_path: Path) -> None:
     path = write_chain(tmp_path, 6)
     lines = read_lines(path)

@@ -225,8 +225,10 @@ class AuditLogExporter:
     def _find_end(self) -> _ChainEnd:
         """The end of the chain on disk; a ``stat`` when it is still where this writer left it."""
         files = chain_files(self.directory)
-        if not files:
-            return _ChainEnd(None, None, 0, 0, 0, GENESIS_HASH)
+        if not files:  # a new chain, or every file was removed: the anchor would say which
+            return _ChainEnd(
+                None, None, 0, 0, 0, GENESIS_HASH, lost_anchor=self._lost_anchor(0, GENESIS_HASH)
+            )
         newest = files[-1]
         stat = newest.stat()
         cached = self._end
