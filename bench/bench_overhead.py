@@ -29,13 +29,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from graphs import weather_agent  # noqa: E402
-from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
-from langchain_core.messages import HumanMessage  # noqa: E402
+from graphs import weather_agent
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import HumanMessage
 
-from llm_audit_langchain import AuditCallbackHandler, AuditConfig, JsonlExporter  # noqa: E402
-from llm_audit_langchain.pipeline import Pipeline  # noqa: E402
-from llm_audit_langchain.processors import default_processors, default_sanitizer  # noqa: E402
+from llm_audit_langchain import AuditCallbackHandler, AuditConfig, JsonlExporter
+from llm_audit_langchain.pipeline import Pipeline
+from llm_audit_langchain.processors import default_processors, default_sanitizer
 
 INPUT = {"messages": [HumanMessage("What is the weather in Paris? Reply briefly.")]}
 

@@ -3,14 +3,14 @@
 | variable | default | meaning |
 |---|---|---|
 | ``AUDIT_ENABLED`` | ``true`` | ``false`` turns the handler into a no-op |
-| ``AUDIT_EXPORTER`` | ``jsonl`` | default sinks, comma-separated: ``jsonl``, ``stdout``, ``memory``, ``none`` |
+| ``AUDIT_EXPORTER`` | ``jsonl`` | sinks, comma-separated: ``jsonl,stdout,memory,none`` |
 | ``AUDIT_LOG_DIR`` | ``logs`` | where ``JsonlExporter`` writes ``audit-YYYY-MM-DD.jsonl`` |
 | ``AUDIT_DEBUG`` | ``false`` | keep every trace (no sampling) |
 | ``AUDIT_INCLUDE_SNAPSHOTS`` | ``true`` | sanitized input snapshots in ``ErrorDetail`` |
 | ``AUDIT_QUEUE_SIZE`` | ``10000`` | bound of the event queue; when full the oldest is dropped |
 | ``AUDIT_BATCH_SIZE`` | ``512`` | events per export call |
 | ``AUDIT_FLUSH_INTERVAL_MS`` | ``500`` | the worker exports at least this often |
-| ``AUDIT_RUN_TTL_S`` | ``600`` | a run with no end after this long is closed with status ``timeout`` |
+| ``AUDIT_RUN_TTL_S`` | ``600`` | a run with no end after this long is closed as ``timeout`` |
 | ``AUDIT_MAX_RUNS`` | ``100000`` | bound of the open-run map (oldest evicted as ``timeout``) |
 | ``AUDIT_FSYNC`` | ``false`` | fsync the JSONL file after each batch |
 | ``AUDIT_SHUTDOWN_TIMEOUT_S`` | ``5`` | how long the exit hook waits to flush |
@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +47,10 @@ class AuditConfig(BaseSettings):
     shutdown_timeout_s: float = Field(default=5.0, ge=0)
     retry_initial_backoff_s: float = Field(default=0.1, gt=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
+    sampling: Any = Field(
+        default=None, exclude=True,
+        description="A SamplingPolicy; None reads TRACE/SUCCESS/ERROR_SAMPLE_RATE from the env.",
+    )
 
     @classmethod
     def from_env(cls) -> AuditConfig:

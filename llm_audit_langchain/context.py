@@ -31,9 +31,27 @@ _SAMPLED = 0x01
 _current: ContextVar[TraceContext | None] = ContextVar("llm_audit_trace_context", default=None)
 _rng = random.Random()  # seeded from os.urandom; reseeded in forked children below
 os.register_at_fork(after_in_child=_rng.seed)
-_malformed = 0
-_malformed_lock = threading.Lock()
-_warned_malformed = False
+
+
+class _MalformedCounter:
+    """Counts malformed headers; logs the first one only."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, header: str) -> None:
+        with self._lock:
+            self.count += 1
+            first = self.count == 1
+        if first:
+            logger.warning(
+                "malformed traceparent %r: starting a new trace (further ones are only counted)",
+                header[:80],
+            )
+
+
+_malformed = _MalformedCounter()
 
 
 def new_trace_id() -> str:
@@ -53,20 +71,7 @@ def new_span_id() -> str:
 
 def malformed_traceparent_count() -> int:
     """How many malformed ``traceparent`` headers were seen by this process."""
-    return _malformed
-
-
-def _count_malformed(header: str) -> None:
-    global _malformed, _warned_malformed
-    with _malformed_lock:
-        _malformed += 1
-        first = not _warned_malformed
-        _warned_malformed = True
-    if first:
-        logger.warning(
-            "malformed traceparent %r: starting a new trace (further ones are only counted)",
-            header[:80],
-        )
+    return _malformed.count
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +105,7 @@ class TraceContext:
         parsed = _parse(header) if header else None
         if parsed is None:
             if header:
-                _count_malformed(header)
+                _malformed.add(header)
             return cls.new()
         trace_id, span_id, flags = parsed
         return cls(trace_id, span_id, bool(flags & _SAMPLED), tracestate)

@@ -140,7 +140,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._warned: set[str] = set()
         self._last_error: tuple[BaseException | None, str | None] = (None, None)
         self._pipeline = Pipeline.from_config(self.config, exporters, processors)
-        self._pipeline.add_periodic(self._evict_expired, max(0.05, min(self.config.run_ttl_s / 4, 5.0)))
+        sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))
+        self._pipeline.add_periodic(self._evict_expired, sweep_every)
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -299,14 +300,15 @@ class AuditCallbackHandler(BaseCallbackHandler):
             self._emit(self._span_event(run, E.AGENT_ROUTE, "ok", data))
             return
         data = {"outputs": outputs, **self._graph_info(run)}
-        if run.parent_span_id is None or run.extra.get("root"):
+        if run.extra.get("root"):
             data["inputs"] = run.inputs
         self._emit(self._span_event(run, E.CHAIN_END, "ok", data))
 
     @_never_raises
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._close(run_id, "llm", kwargs)
-        generation = response.generations[0][0] if response.generations and response.generations[0] else None
+        first = response.generations[0] if response.generations else None
+        generation = first[0] if first else None
         message = getattr(generation, "message", None)
         params = dict(run.extra.get("invocation_params") or {})
         offered = [_tool_name(t) for t in params.pop("tools", None) or ()]
@@ -404,8 +406,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if parent_run_id is None:
             parent_run_id = _context_parent_run_id()
         parent = self._runs.get(parent_run_id)
-        node = metadata.get("langgraph_node")
+        node: str | None = metadata.get("langgraph_node")
         is_node = kind == "chain" and node == name and any(t.startswith(_GRAPH_STEP) for t in tags)
+        parent_span: str | None
         if parent is not None:
             trace_id, parent_span, sampled = parent.trace_id, parent.span_id, parent.sampled
             agent = node or parent.agent
@@ -422,7 +425,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
                   time.time_ns(), time.perf_counter_ns(), inputs, tags, metadata,
                   is_node=is_node, sampled=sampled)
         if parent is None:
-            run.extra["root"] = True
+            run.extra["root"] = True  # the sampler decides the trace when its root ends
+            if sampled is not None:
+                run.extra["upstream_sampled"] = sampled
         evicted = self._runs.open(run)
         if evicted is not None:
             self._emit_timeout(evicted, "evicted: too many open runs")
@@ -443,6 +448,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
                   parent.span_id if parent else None, kwargs.get("parent_run_id"),
                   now_ns, now_perf, tags=list(kwargs.get("tags") or []))
         run.extra["start_unknown"] = True
+        if parent is None:
+            run.extra["root"] = True
         return run
 
     def _fail(self, run_id: UUID, kind: str, error: BaseException, kwargs: dict[str, Any]) -> None:
@@ -516,9 +523,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
         error: ErrorDetail | None = None,
     ) -> AuditEvent:
         end_ns, end_perf = time.time_ns(), time.perf_counter_ns()
-        unknown_start = run.extra.get("start_unknown", False)
+        extra = run.extra
+        unknown_start = extra.get("start_unknown", False)
         if unknown_start:
             data["start_unknown"] = True
+        if extra.get("root"):
+            data["trace_root"] = True
+            if "upstream_sampled" in extra:
+                data["upstream_sampled"] = extra["upstream_sampled"]
         return AuditEvent(
             event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
             parent_span_id=run.parent_span_id, timestamp=_utc(end_ns),

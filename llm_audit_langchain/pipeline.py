@@ -14,6 +14,7 @@ Every event ends in exactly one place, so ``stats()`` always adds up::
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import random
@@ -76,7 +77,8 @@ class _Slot:
 
     def backoff(self) -> float:
         """Exponential with full jitter in [0.5, 1.5) of the step, capped."""
-        step = min(self.max_backoff, self.initial_backoff * 2 ** min(self.failures - 1, 30))
+        exponent = min(self.failures - 1, 30)
+        step: float = min(self.max_backoff, self.initial_backoff * 2.0**exponent)
         return step * (0.5 + random.random())
 
     def stats(self) -> dict[str, int]:
@@ -124,8 +126,8 @@ class Pipeline:
         processors: Sequence[Processor] = (),
     ) -> Pipeline:
         """The default pipeline for ``config`` (used by ``AuditCallbackHandler``)."""
-        from .processors import default_processors, default_sanitizer, default_sampler
         from .exporters.factory import exporters_from_config
+        from .processors import default_processors, default_sampler, default_sanitizer
 
         return cls(
             exporters if exporters is not None else exporters_from_config(config),
@@ -166,6 +168,7 @@ class Pipeline:
         """Queue one event; never blocks on I/O and never raises."""
         with self._lock:
             if self._stopped:
+                self._enqueued += 1
                 self._dropped["shutdown"] = self._dropped.get("shutdown", 0) + 1
                 return
             if len(self._queue) >= self._queue_size:
@@ -208,21 +211,23 @@ class Pipeline:
         return all(self._flush_exporter(slot, deadline) for slot in self._slots)
 
     def shutdown(self, timeout: float | None = 5.0) -> bool:
-        """Flush, stop the worker, shut the exporters down; never waits past ``timeout``."""
+        """Decide open traces, flush, stop the worker and shut the exporters down; never waits
+        past ``timeout``. Returns True when everything was exported."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._stopping = True  # the worker now releases what the sampler holds
+            thread = self._thread
+        if thread is None:
+            self._release_held()
         flushed = self.flush(timeout)
         with self._lock:
-            self._stopping = True
             self._stopped = True
-            thread = self._thread
         self._wake.set()
+        _live.discard(self)
         if thread is not None and thread is not threading.current_thread():
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                return False
-        else:
-            self._shutdown_exporters(deadline)
-        _live.discard(self)
+            return flushed and not thread.is_alive()
+        self._shutdown_exporters(deadline)
         return flushed
 
     def stats(self) -> dict[str, Any]:
@@ -254,15 +259,42 @@ class Pipeline:
             self._wake.clear()
             try:
                 self._drain()
+                if self._stopping:
+                    self._release_held()
+                    self._deliver()
                 self._run_periodic()
             except Exception as exc:  # the worker must survive anything
                 self._warn_once("worker", exc)
-            if self._stopping:
-                with self._lock:
-                    empty = not self._queue
-                if empty:
-                    self._shutdown_exporters(time.monotonic() + self._shutdown_timeout)
-                    return
+            if self._stopped:
+                self._shutdown_exporters(time.monotonic() + self._shutdown_timeout)
+                self._abandon_undelivered()
+                return
+
+    def _abandon_undelivered(self) -> None:
+        """After the exporters are shut down nothing left can be delivered: count it dropped."""
+        for slot in self._slots:
+            while slot.backlog:
+                self._give_up(slot, slot.backlog.popleft(), "shutdown")
+        with self._lock:
+            left = len(self._queue)
+            self._queue.clear()
+        if left:
+            self._drop("shutdown", left)
+
+    def _release_held(self) -> None:
+        """At shutdown: decide every trace the sampler still holds, so none is silently lost."""
+        drain = getattr(self._sampler, "drain", None)
+        if drain is None:
+            return
+        try:
+            released, dropped = drain()
+        except Exception as exc:
+            self._warn_once("sampler drain", exc)
+            return
+        if released:
+            self._hand_over(released)
+        if dropped:
+            self._drop("sampled_out", dropped)
 
     def _drain(self) -> None:
         while True:
@@ -347,11 +379,13 @@ class Pipeline:
             if retry:
                 slot.retried += 1
                 self._retried += 1
+            error: BaseException | None = None
             try:
                 ok = slot.exporter.export(batch.events) is not ExportResult.FAILURE
-                error: BaseException | None = None if ok else RuntimeError("export returned FAILURE")
             except Exception as exc:
                 ok, error = False, exc
+            if not ok and error is None:
+                error = RuntimeError("export returned FAILURE")
             if not ok:
                 slot.failures += 1
                 slot.failed += 1
@@ -432,10 +466,8 @@ class Pipeline:
 
 def _flush_all_at_exit() -> None:
     for pipeline in list(_live):
-        try:
+        with contextlib.suppress(Exception):  # at exit there is nobody left to tell
             pipeline.shutdown(pipeline._shutdown_timeout)
-        except Exception:  # at exit there is nobody left to tell
-            pass
 
 
 def _reset_after_fork() -> None:

@@ -112,4 +112,4 @@ def default_sampler(config: AuditConfig) -> Sampler | None:
         from .sampling import SamplingPolicy
     except ImportError:
         return None
-    return SamplingPolicy.from_config(config).sampler()  # type: ignore[no-any-return]
+    return SamplingPolicy.from_config(config).sampler()

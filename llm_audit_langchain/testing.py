@@ -5,7 +5,8 @@ reports exact ``usage_metadata``, supports ``bind_tools`` and streaming (usage o
 as real providers do)::
 
     model = ScriptedChatModel(responses=[
-        AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1"}]),
+        AIMessage("", tool_calls=[
+            {"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1"}]),
         AIMessage("It is sunny in Paris."),
     ])
 """
@@ -32,14 +33,17 @@ def count_words(messages: Sequence[BaseMessage]) -> int:
 
 
 class ScriptedChatModel(BaseChatModel):
-    """A chat model that answers with ``responses`` in order, cycling when they run out.
+    """A chat model that answers with ``responses`` in order (cycling), or with ``responder``.
 
     Token usage is exact and predictable: input tokens = words in the prompt (at least one per
     message), output tokens = words in the answer + 5 per tool call. ``fail_on`` maps a call index
     (0-based) to an exception raised instead of answering, to script provider errors.
     """
 
-    responses: list[AIMessage]
+    responses: list[AIMessage] = Field(default_factory=list)
+    responder: Callable[[list[BaseMessage]], AIMessage] | None = None
+    """When set, answers are a function of the prompt instead of the script (safe under
+    concurrency: the answer does not depend on call order)."""
     model_name: str = "scripted-model"
     provider: str = "fake"
     fail_on: dict[int, BaseException] = Field(default_factory=dict)
@@ -75,10 +79,14 @@ class ScriptedChatModel(BaseChatModel):
             self._calls += 1
         if index in self.fail_on:
             raise self.fail_on[index]
+        if not self.responses:
+            return index, AIMessage("")
         return index, self.responses[index % len(self.responses)]
 
     def _answer(self, messages: list[BaseMessage]) -> AIMessage:
         _, scripted = self._next()
+        if self.responder is not None:
+            scripted = self.responder(messages)
         message = scripted.model_copy(deep=True)
         message.response_metadata = {**message.response_metadata, "model_name": self.model_name}
         if self.report_usage:

@@ -35,10 +35,11 @@ def tool_call(name: str, args: dict[str, Any], call_id: str) -> AIMessage:
     return AIMessage("", tool_calls=[{"name": name, "args": args, "id": call_id}])
 
 
-def react_agent(responses: list[AIMessage], *, handle_tool_errors: bool = True) -> Any:
+def react_agent(responses: list[AIMessage] | None = None, *, handle_tool_errors: bool = True,
+                responder: Any = None) -> Any:
     """agent → (tools → agent)* → END, the classic ReAct loop."""
     tools = [get_weather, get_time]
-    model = ScriptedChatModel(responses=responses).bind_tools(tools)
+    model = ScriptedChatModel(responses=responses or [], responder=responder).bind_tools(tools)
 
     def agent(state: AgentState) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}
@@ -61,3 +62,13 @@ def weather_agent() -> Any:
     return react_agent(
         [tool_call("get_weather", {"city": "Paris"}, "call_w1"), AIMessage("Sunny in Paris.")]
     )
+
+
+def weather_responder(messages: list[Any]) -> AIMessage:
+    """Asks for the weather of the city in the question, then answers with the tool's output:
+    a deterministic function of the prompt, so one graph can serve concurrent requests."""
+    question = next(m for m in messages if m.type == "human").content
+    city = str(question).rstrip("?").split()[-1]
+    if messages[-1].type == "tool":
+        return AIMessage(f"It is sunny in {city}.")
+    return tool_call("get_weather", {"city": city}, f"call_{city}")

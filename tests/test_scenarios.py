@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from graphs import react_agent, tool_call, weather_agent
+from graphs import react_agent, tool_call, weather_agent, weather_responder
 from langchain_core.messages import AIMessage, HumanMessage
 from trace_checks import assert_valid_tree, by_trace, type_counts
 
@@ -106,22 +106,28 @@ def test_stream_records_the_same_trace_and_streaming_facts(
 
 def test_batch_gives_one_trace_per_input(handler: AuditCallbackHandler,
                                          memory: MemoryExporter) -> None:
-    cities = ["Paris", "Lima", "Oslo"]
-    graphs = [city_agent(c) for c in cities]
-    # one graph, three inputs: the scripted model answers in call order, so batch one agent
-    # per city through RunnableParallel-free plain batch on each graph's own model
-    results = [g.batch([ask(c)], config={"callbacks": [handler]})[0] for g, c in zip(graphs, cities)]
-    shared = weather_agent()
-    shared.batch([ask("Paris"), ask("Paris")], config={"callbacks": [handler]},
-                 return_exceptions=True)
+    cities = CITIES[:5]
+    graph = react_agent(responder=weather_responder)
+    results = graph.batch([ask(c) for c in cities], config={"callbacks": [handler]})
     traces = by_trace(recorded(handler, memory))
-    assert len(traces) == len(cities) + 2
+    assert len(traces) == len(cities)
     for events in traces.values():
-        assert_valid_tree(events)
-    for city, result in zip(cities, results):
-        [events] = [t for t in traces.values()
-                    if any(e.data.get("input") == {"city": city} for e in t)]
-        assert_weather_trace(events, result, city)
+        city = next(e for e in events if e.event_type == "tool.result").data["input"]["city"]
+        assert_weather_trace(events, results[cities.index(city)], city)
+
+
+async def test_abatch_and_astream_on_one_shared_graph(handler: AuditCallbackHandler,
+                                                      memory: MemoryExporter) -> None:
+    graph = react_agent(responder=weather_responder)
+    results = await graph.abatch([ask(c) for c in CITIES[:4]], config={"callbacks": [handler]})
+    streamed = [chunk async for chunk in graph.astream(ask("Lagos"), stream_mode="values",
+                                                       config={"callbacks": [handler]})]
+    traces = by_trace(recorded(handler, memory))
+    assert len(traces) == 5
+    expected = {**{c: r for c, r in zip(CITIES[:4], results)}, "Lagos": streamed[-1]}
+    for events in traces.values():
+        city = next(e for e in events if e.event_type == "tool.result").data["input"]["city"]
+        assert_weather_trace(events, expected[city], city)
 
 
 def test_invokes_from_many_threads_stay_separate(handler: AuditCallbackHandler,
@@ -259,8 +265,14 @@ def test_interrupt_is_control_flow_not_an_error(handler: AuditCallbackHandler,
 
 
 def test_legacy_on_retry_becomes_agent_retry(handler: AuditCallbackHandler,
-                                             memory: MemoryExporter) -> None:
+                                             memory: MemoryExporter,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import tenacity
+    from langchain_core.language_models import llms
     from langchain_core.language_models.llms import LLM, create_base_retry_decorator
+
+    # the real retry decorator, without its 4-10 s exponential waits
+    monkeypatch.setattr(llms, "wait_exponential", lambda **_: tenacity.wait_none())
 
     class FlakyLLM(LLM):
         failures: int = 2

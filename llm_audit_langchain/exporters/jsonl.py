@@ -8,8 +8,10 @@ and counted, never lost with the rest of the line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -62,11 +64,14 @@ class JsonlExporter:
     def _line(self, event: AuditEvent) -> str:
         record = event_to_dict(event)
         try:
-            return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        except (TypeError, ValueError):
+            return json.dumps(record, **_DUMPS) + "\n"
+        except (TypeError, ValueError, RecursionError):
             self.unserializable += 1
-            return json.dumps(record, ensure_ascii=False, separators=(",", ":"),
-                              default=_fallback) + "\n"
+            if self.unserializable == 1:
+                logger.warning("JsonlExporter: event %s had values JSON cannot represent; "
+                               "they are written as strings (counted in .unserializable)",
+                               event.event_id)
+            return json.dumps(json_safe(record), **_DUMPS) + "\n"
 
     def _append(self, day: str, payload: bytes) -> None:
         fd = self._fds.get(day)
@@ -85,10 +90,8 @@ class JsonlExporter:
 
     def _close_all(self) -> None:
         for fd in self._fds.values():
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._fds.clear()
 
     def force_flush(self, timeout: float | None = None) -> bool:
@@ -103,8 +106,29 @@ class JsonlExporter:
             self._close_all()
 
 
-def _fallback(value: Any) -> str:
+_DUMPS: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":"), "allow_nan": False}
+
+
+def _text(value: Any) -> str:
     try:
         return repr(value)
     except Exception:
         return f"<unrepresentable {type(value).__name__}>"
+
+
+def json_safe(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> Any:
+    """A copy of ``value`` that strict JSON can hold: string keys, no NaN/Infinity, no cycles;
+    anything else becomes its ``repr``."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _text(value)
+    if _depth > 64 or id(value) in _seen:
+        return "<cycle>" if id(value) in _seen else "<too deep>"
+    seen = _seen | {id(value)}
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else _text(k): json_safe(v, _depth + 1, seen)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, _depth + 1, seen) for v in value]
+    return _text(value)

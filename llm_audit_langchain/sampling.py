@@ -1,0 +1,256 @@
+"""Tail sampling per trace: every failing trace is kept whole, normal traffic is sampled.
+
+What each knob applies to (env var in brackets):
+
+* ``error_rate`` [``ERROR_SAMPLE_RATE``, 1.0]: fraction of traces with an error or a timeout kept.
+* ``success_rate`` [``SUCCESS_SAMPLE_RATE``, 0.10]: fraction of *normal* traces kept: successful,
+  faster than the threshold, no retry, no fallback, under the cost threshold.
+* ``slow_threshold_ms`` [``SLOW_REQUEST_THRESHOLD_MS``, 1500]: a trace whose root run took longer
+  is always kept.
+* ``cost_threshold_usd`` [``AUDIT_COST_THRESHOLD_USD``, off]: a trace that cost more is always kept.
+* ``trace_rate`` [``TRACE_SAMPLE_RATE``, 0.20]: the head decision, the W3C ``sampled`` flag for
+  traces this process starts (what downstream services are told, OpenTelemetry's
+  ``TraceIdRatioBased`` rule on the trace id). It does not change what is kept here.
+* ``debug`` [``AUDIT_DEBUG``]: keep everything.
+
+How they combine, for each trace, when its root run ends:
+
+1. debug → keep.
+2. error or timeout anywhere in the trace → keep with ``error_rate``.
+3. slow root, a retry, a fallback, or cost over the threshold → keep.
+4. an upstream ``traceparent`` said ``sampled=1`` → keep; ``sampled=0`` → drop.
+5. otherwise → keep with ``success_rate``.
+
+Decisions are deterministic functions of the trace id (so every process that sees a trace
+decides alike) and apply to the whole trace: a kept trace is kept whole, a dropped one entirely.
+Events wait in a per-trace buffer until the root ends. The buffer is bounded (``max_held_events``);
+on overflow the oldest open trace is decided early on what it has shown so far (errors favour
+keeping it) and its later events follow that decision, except errors, which are always kept.
+Metrics see every event before this stage, sampled out or not.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .events import AuditEvent, AuditEventType
+
+if TYPE_CHECKING:
+    from .config import AuditConfig
+
+_ROOT = "trace_root"
+_UPSTREAM = "upstream_sampled"
+_MAX_DECIDED = 100_000
+_SCALE = float(1 << 64)
+
+
+def _rate(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}={raw!r} must be between 0 and 1")
+    return value
+
+
+def trace_fraction(trace_id: str, *, salt: int = 0) -> float:
+    """A uniform number in [0, 1) fixed by the trace id (its low 64 bits, as OpenTelemetry)."""
+    value = int(trace_id[16:], 16) if salt == 0 else int(trace_id[:16], 16)
+    return value / _SCALE
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingPolicy:
+    """The sampling rules. ``SamplingPolicy.from_env()`` reads the seed's variables."""
+
+    trace_rate: float = 0.20
+    success_rate: float = 0.10
+    error_rate: float = 1.0
+    slow_threshold_ms: float = 1500.0
+    cost_threshold_usd: float | None = None
+    debug: bool = False
+    max_held_events: int = 50_000
+
+    def __post_init__(self) -> None:
+        for name in ("trace_rate", "success_rate", "error_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"SamplingPolicy.{name}={value!r} must be between 0 and 1")
+
+    @classmethod
+    def from_env(cls, *, debug: bool | None = None) -> SamplingPolicy:
+        """From ``TRACE_SAMPLE_RATE``, ``SUCCESS_SAMPLE_RATE``, ``ERROR_SAMPLE_RATE``,
+        ``SLOW_REQUEST_THRESHOLD_MS``, ``AUDIT_COST_THRESHOLD_USD`` and ``AUDIT_DEBUG``."""
+        cost = os.environ.get("AUDIT_COST_THRESHOLD_USD")
+        if debug is None:
+            debug = os.environ.get("AUDIT_DEBUG", "").strip().lower() in ("1", "true", "yes")
+        try:
+            slow = float(os.environ.get("SLOW_REQUEST_THRESHOLD_MS", "1500"))
+            cost_value = float(cost) if cost else None
+        except ValueError as exc:
+            raise ConfigError(f"sampling threshold is not a number: {exc}") from None
+        return cls(
+            trace_rate=_rate("TRACE_SAMPLE_RATE", 0.20),
+            success_rate=_rate("SUCCESS_SAMPLE_RATE", 0.10),
+            error_rate=_rate("ERROR_SAMPLE_RATE", 1.0),
+            slow_threshold_ms=slow,
+            cost_threshold_usd=cost_value,
+            debug=debug,
+        )
+
+    @classmethod
+    def from_config(cls, config: AuditConfig) -> SamplingPolicy:
+        """The environment's policy, with ``config.debug`` and ``config.sampling`` applied."""
+        if isinstance(config.sampling, SamplingPolicy):
+            return config.sampling
+        if config.sampling is not None:
+            raise ConfigError(f"AuditConfig.sampling must be a SamplingPolicy, "
+                              f"not {type(config.sampling).__name__}")
+        return cls.from_env(debug=config.debug or None)
+
+    def head_sampled(self, trace_id: str) -> bool:
+        """The W3C ``sampled`` flag for a trace this process starts."""
+        return trace_fraction(trace_id) < self.trace_rate
+
+    def decide(self, trace: TraceState, upstream: bool | None) -> tuple[bool, str]:
+        """Keep or drop a trace, and why (``error``, ``slow``, ``retry``, ``rate``...)."""
+        if self.debug:
+            return True, "debug"
+        if trace.error:
+            return trace_fraction(trace.trace_id, salt=1) < self.error_rate, "error"
+        if trace.reason is not None:
+            return True, trace.reason
+        if upstream is not None:
+            return upstream, "upstream"
+        return trace_fraction(trace.trace_id) < self.success_rate, "rate"
+
+    def sampler(self) -> TailSampler:
+        """A fresh per-trace buffer applying this policy (one per pipeline)."""
+        return TailSampler(self)
+
+
+@dataclass(slots=True)
+class TraceState:
+    """What a trace has shown so far, and its held events."""
+
+    trace_id: str
+    events: list[AuditEvent] = field(default_factory=list)
+    error: bool = False
+    reason: str | None = None  # why it must be kept, other than an error
+    cost: float = 0.0
+    opened: float = field(default_factory=time.monotonic)
+
+
+_KEEP_TYPES = {AuditEventType.AGENT_RETRY: "retry", AuditEventType.AGENT_FALLBACK: "fallback"}
+
+
+class TailSampler:
+    """Holds each trace's events until its root run ends, then keeps or drops them all.
+
+    Only the pipeline's worker thread calls ``offer`` and ``drain``.
+    """
+
+    def __init__(self, policy: SamplingPolicy) -> None:
+        self.policy = policy
+        self._open: OrderedDict[str, TraceState] = OrderedDict()
+        self._decided: OrderedDict[str, bool] = OrderedDict()
+        self._held = 0
+        self.early_decisions = 0
+        self.late_errors = 0
+
+    def held(self) -> int:
+        """Events waiting for their trace's root to end."""
+        return self._held
+
+    def offer(self, event: AuditEvent) -> tuple[list[AuditEvent], int]:
+        """Take one event; return the events released now and how many were dropped."""
+        if self.policy.debug:
+            return [event], 0
+        decided = self._decided.get(event.trace_id)
+        if decided is not None:
+            return self._follow(decided, event)
+        trace = self._open.get(event.trace_id)
+        if trace is None:
+            trace = self._open[event.trace_id] = TraceState(event.trace_id)
+        self._observe(trace, event)
+        trace.events.append(event)
+        self._held += 1
+        if event.data.get(_ROOT):
+            released, dropped = self._close(trace, event.data.get(_UPSTREAM), event)
+        else:
+            released, dropped = [], 0
+        if self._held > self.policy.max_held_events:
+            more, lost = self._decide_oldest_early()
+            released.extend(more)
+            dropped += lost
+        return released, dropped
+
+    def drain(self) -> tuple[list[AuditEvent], int]:
+        """Decide every open trace now (at shutdown): nothing held is silently lost."""
+        released: list[AuditEvent] = []
+        dropped = 0
+        while self._open:
+            more, lost = self._decide_oldest_early()
+            released.extend(more)
+            dropped += lost
+        return released, dropped
+
+    def stats(self) -> dict[str, int]:
+        """Held events, open traces, early decisions (buffer overflow), late errors."""
+        return {"held": self._held, "open_traces": len(self._open),
+                "early_decisions": self.early_decisions, "late_errors": self.late_errors}
+
+    def _observe(self, trace: TraceState, event: AuditEvent) -> None:
+        if event.status in ("error", "timeout"):
+            trace.error = True
+        elif event.status == "retry" or event.event_type in _KEEP_TYPES:
+            trace.reason = trace.reason or _KEEP_TYPES.get(event.event_type, "retry")
+        if event.cost_usd:
+            trace.cost += event.cost_usd
+            threshold = self.policy.cost_threshold_usd
+            if threshold is not None and trace.cost > threshold:
+                trace.reason = trace.reason or "cost"
+        if (event.data.get(_ROOT) and event.latency_ms is not None
+                and event.latency_ms > self.policy.slow_threshold_ms):
+            trace.reason = trace.reason or "slow"
+
+    def _close(self, trace: TraceState, upstream: Any, root: AuditEvent | None
+               ) -> tuple[list[AuditEvent], int]:
+        keep, reason = self.policy.decide(trace, upstream if isinstance(upstream, bool) else None)
+        del self._open[trace.trace_id]
+        self._held -= len(trace.events)
+        self._remember(trace.trace_id, keep)
+        if not keep:
+            return [], len(trace.events)
+        if root is not None:
+            root.data["sampling"] = {"reason": reason}
+        return trace.events, 0
+
+    def _decide_oldest_early(self) -> tuple[list[AuditEvent], int]:
+        _, trace = next(iter(self._open.items()))
+        self.early_decisions += 1
+        return self._close(trace, None, None)
+
+    def _follow(self, keep: bool, event: AuditEvent) -> tuple[list[AuditEvent], int]:
+        """An event of an already decided trace follows the decision; errors are never lost."""
+        if keep:
+            return [event], 0
+        if event.status in ("error", "timeout"):
+            self.late_errors += 1
+            event.data["sampling"] = {"reason": "late_error"}
+            return [event], 0
+        return [], 1
+
+    def _remember(self, trace_id: str, keep: bool) -> None:
+        self._decided[trace_id] = keep
+        if len(self._decided) > _MAX_DECIDED:
+            self._decided.popitem(last=False)
