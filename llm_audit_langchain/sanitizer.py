@@ -67,7 +67,7 @@ BUILTIN_SENSITIVE_KEYS: tuple[str, ...] = (
 _KEY_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential")
 _LINE_VALUE_KEYS = ("authorization", "cookie")  # header-like: the value runs to end of line
 _HASH_HEX = 12  # 48 bits of HMAC-SHA256: correlation without practical collisions
-_CACHE_MIN_CHARS = 256  # shorter strings are cheaper to redact than to look up
+_CACHE_MIN_CHARS = 48  # shorter strings are cheaper to redact than to look up
 _CACHE_MAX_CHARS = 1_000_000  # total characters kept by the per-instance result cache
 _TRUNC_SLACK = 4_096  # redact a little past the cut so a secret straddling it is still found
 _MAX_PASSES = 3
@@ -160,6 +160,9 @@ def _aws_secret_ok(text: str) -> bool:
 # --------------------------------------------------------------------------- scanning
 
 
+Span = tuple[int, int]
+
+
 class _Scan:
     """One string being scanned, with lazily computed byte views whose offsets match the text's.
 
@@ -168,13 +171,27 @@ class _Scan:
     (``str.lower``/``str.translate`` are 10-100x slower there).
     """
 
-    __slots__ = ("_clusters", "_low", "_raw", "text")
+    __slots__ = ("_gates", "_low", "_numbers", "_raw", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._raw: bytes | None = None
         self._low: bytes | None = None
-        self._clusters: list[tuple[int, int, int]] | None = None
+        self._numbers: list[list[Span]] | None = None
+        self._gates: dict[str, bool] = {}
+
+    def gate_open(self, gate: str) -> bool:
+        """Whether detectors sharing ``gate`` can match at all; one cheap check skips them all."""
+        if not gate:
+            return True
+        found = self._gates.get(gate)
+        if found is None:
+            if gate == "numbers":
+                found = any(self.numbers())
+            else:  # one alternation beats a dozen literal scans on short texts, not on long ones
+                found = len(self.text) > _GATE_MAX_CHARS or bool(_LITERAL_GATE.search(self.raw()))
+            self._gates[gate] = found
+        return found
 
     def raw(self) -> bytes:
         if self._raw is None:
@@ -186,21 +203,35 @@ class _Scan:
             self._low = self.raw().lower()
         return self._low
 
-    def clusters(self) -> list[tuple[int, int, int]]:
-        """(start, end, digit count) of every run of digits, capitals and separators."""
-        if self._clusters is None:
-            shape = self.raw().translate(_DIGITS_TO_ZERO)
-            self._clusters = [
-                (m.start(), m.end(), shape.count(b"0", m.start(), m.end()))
-                for m in _CLUSTER.finditer(shape)
-            ]
-        return self._clusters
+    def numbers(self) -> list[list[Span]]:
+        """Spans found by each of ``_NUMBER_RULES``, computed once for all of them."""
+        if self._numbers is None:
+            self._numbers = _scan_numbers(self.text, self._number_windows())
+        return self._numbers
+
+    def _number_windows(self) -> list[Span]:
+        """Windows around digit runs that could be a number rule's match: 7+ digits with short
+        separators (capitals allowed, for IBANs), or a dotted quad."""
+        shape = self.raw().translate(_DIGITS_TO_ZERO)
+        size = len(self.text)
+        windows: list[Span] = []
+        for m in _CANDIDATE.finditer(shape):
+            digits = shape.count(b"0", m.start(), m.end())
+            if digits < 7 and (digits < 4 or b"." not in m.group()):
+                continue
+            lo, hi = max(0, m.start() - 6), min(size, m.end() + 3)
+            if windows and lo <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], hi)
+            else:
+                windows.append((lo, hi))
+        return windows
 
 
 _DIGITS_TO_ZERO = bytes(48 if 48 <= i <= 57 else i for i in range(256))
-_CLUSTER = re.compile(rb"0[0A-Z ().\-/]{3,}[0A-Za-z]")  # literal first byte: memchr-fast scan
+# On the digits-as-'0' view; a literal first byte makes ``re`` skip ahead at memchr speed, and a
+# single character class never backtracks.
+_CANDIDATE = re.compile(rb"0[0A-Z ().\-/]{6,}")
 
-Span = tuple[int, int]
 Finder = Callable[[_Scan], Iterable[Span]]
 
 
@@ -220,7 +251,8 @@ def _validated_end(text: str, start: int, end: int, ok: Callable[[str], bool], t
 
 
 def _spans(
-    pattern: re.Pattern[str],
+    pattern: re.Pattern[Any],
+    haystack: str | bytes,
     text: str,
     windows: Iterable[Span],
     ok: Callable[[str], bool] | None,
@@ -228,8 +260,10 @@ def _spans(
     group: int | str = 0,
     trim: str = "",
 ) -> Iterator[Span]:
+    """Matches of ``pattern`` in ``haystack`` (the text, or its same-offset bytes view) inside
+    ``windows``, each checked by ``ok`` on the text."""
     for lo, hi in windows:
-        for match in pattern.finditer(text, lo, hi):
+        for match in pattern.finditer(haystack, lo, hi):
             start, end = match.span(group)
             if ok is not None:
                 end = _validated_end(text, start, end, ok, trim)
@@ -245,66 +279,100 @@ def _everywhere(
     min_len: int = 0,
     extend_left: int = 0,
 ) -> Finder:
-    """Scan the whole text (for patterns with a literal prefix, which ``re`` finds fast)."""
-    pattern = regex if isinstance(regex, re.Pattern) else re.compile(regex)
+    """Scan the whole text, for patterns with a literal prefix (which ``re`` finds fast).
+
+    ASCII patterns given as strings (the built-ins) run on the one-byte-per-character view,
+    which is faster than the text itself when it holds characters such as '€'."""
+    on_bytes = isinstance(regex, str) and regex.isascii()
+    pattern: re.Pattern[Any] = (
+        re.compile(regex.encode())
+        if isinstance(regex, str) and on_bytes
+        else regex
+        if isinstance(regex, re.Pattern)
+        else re.compile(regex)
+    )
 
     def find(scan: _Scan) -> Iterable[Span]:
-        if len(scan.text) < min_len:
+        size = len(scan.text)
+        if size < min_len:
             return ()
-        found = _spans(pattern, scan.text, ((0, len(scan.text)),), ok, group=group)
+        haystack = scan.raw() if on_bytes else scan.text
+        found = _spans(pattern, haystack, scan.text, ((0, size),), ok, group=group)
         return ((start - extend_left, end) for start, end in found) if extend_left else found
 
     return find
 
 
-def _in_numbers(
-    regex: str, ok: Callable[[str], bool] | None, min_digits: int, trim: str = ""
-) -> Finder:
-    """Scan only windows around digit clusters holding at least ``min_digits`` digits."""
-    pattern = re.compile(regex)
+def _number_finder(index: int) -> Finder:
+    """Spans of ``_NUMBER_RULES[index]``, from the scan shared by all number rules."""
 
     def find(scan: _Scan) -> Iterable[Span]:
-        size = len(scan.text)
-        windows = [
-            (max(0, lo - 8), min(size, hi + 2)) for lo, hi, n in scan.clusters() if n >= min_digits
-        ]
-        return _spans(pattern, scan.text, windows, ok, trim=trim)
+        return scan.numbers()[index]
 
     return find
 
 
 def _near(
-    anchor: bytes,
+    anchors: tuple[bytes, ...],
     left: int,
     right: int,
     regex: str,
     ok: Callable[[str], bool] | None,
-    *,
-    lowered: bool = False,
 ) -> Finder:
-    """Scan only windows around occurrences of ``anchor`` (a literal-prefixed bytes regex)."""
-    anchor_re = re.compile(anchor)
+    """Scan only windows around matches of ``anchors`` (bytes regexes with a literal prefix)
+    in the lowercased text."""
+    anchor_res = tuple(re.compile(anchor) for anchor in anchors)
     pattern = re.compile(regex)
 
     def find(scan: _Scan) -> Iterable[Span]:
-        haystack = scan.low() if lowered else scan.raw()
+        low = scan.low()
         size = len(scan.text)
+        hits = sorted(m.start() for anchor in anchor_res for m in anchor.finditer(low))
         windows: list[Span] = []
-        for m in anchor_re.finditer(haystack):
-            lo, hi = max(0, m.start() - left), min(size, m.end() + right)
+        for hit in hits:
+            lo, hi = max(0, hit - left), min(size, hit + right)
             if windows and lo <= windows[-1][1]:
                 windows[-1] = (windows[-1][0], hi)
             else:
                 windows.append((lo, hi))
-        return _spans(pattern, scan.text, windows, ok)
+        return _spans(pattern, scan.text, scan.text, windows, ok)
 
     return find
 
 
+def _find_emails(scan: _Scan) -> Iterator[Span]:
+    """E-mail addresses, found from each '@': the domain forwards, the local part backwards
+    (a forward regex would be tried at every word of the text)."""
+    text = scan.text
+    raw = scan.raw()
+    at = raw.find(b"@")
+    while at > 0:
+        domain = _EMAIL_DOMAIN.match(text, at + 1)
+        if domain is not None:
+            local = _EMAIL_LOCAL_REVERSED.match(text[max(0, at - 64) : at][::-1])
+            if local is not None:
+                yield at - len(local.group().rstrip(".")), domain.end()
+        at = raw.find(b"@", at + 1)
+
+
+_EMAIL_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-])"
+)
+_EMAIL_LOCAL_REVERSED = re.compile(r"[\w%+\-][\w.%+\-]{0,63}(?![\w.%+\-])")
+
+
 class _Detector(NamedTuple):
+    """One row of the detector table; earlier rows win where matches overlap."""
+
     kind: str | None  # None: protected text (our own markers), kept verbatim
     find: Finder
     digits_only: bool = False  # tag the digits, so "4111 1111..." and "4111-1111..." correlate
+    gate: str = ""  # rows sharing a gate are skipped together when it is closed (_Scan.gate_open)
+
+
+# Every literal that starts a "literal" row below; a text holding none of them skips those rows.
+_LITERAL_GATE = re.compile(rb"://|eyJ|sk-|gh|xox|AIza|hf_|glpat-|k_live_|k_test_|AKIA|ASIA|earer")
+_GATE_MAX_CHARS = 2_048
 
 
 _W = r"[A-Za-z0-9_\-]"
@@ -329,121 +397,153 @@ _API_KEY_PATTERNS = (
     rf"k_(?<=[spr]k_)(?<!{_W}[spr]k_)(?:live|test)_[A-Za-z0-9]{{16,}}{_END}",
 )
 
+
+class _NumberRule(NamedTuple):
+    """A detector for digit-bearing data. All rules are tried in one alternation, in windows
+    around digit clusters only; a candidate that fails ``ok`` is retried with each rule."""
+
+    kind: str
+    regex: str
+    ok: Callable[[str], bool]
+    trim: str = ""  # separators at which a failing candidate may be shortened and retried
+    digits_only: bool = True
+
+
+_NUMBER_RULES: tuple[_NumberRule, ...] = (
+    _NumberRule(
+        "IBAN",
+        r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
+        r"(?![A-Za-z0-9])",
+        _iban_ok,
+        trim=" ",
+        digits_only=False,
+    ),
+    _NumberRule(
+        "CARD",
+        r"(?<![\w\-+.,/])[2-6][0-9](?:[ \-]?[0-9]){11,17}(?![\w\-]|[.,/][0-9])",
+        _luhn_ok,
+        trim=" -",
+    ),
+    _NumberRule(
+        "CPF",
+        r"(?<![\w.\-/])[0-9]{3}\.?[0-9]{3}\.?[0-9]{3}-?[0-9]{2}(?![\w\-]|[.,/][0-9])",
+        _cpf_ok,
+    ),
+    _NumberRule("SSN", r"(?<![\w\-.])[0-9]{3}-[0-9]{2}-[0-9]{4}(?![\w\-]|\.[0-9])", _ssn_ok),
+    _NumberRule("DNI", r"(?<![\w\-.])[0-9]{8}-?[A-Za-z](?![\w\-])", _dni_ok, digits_only=False),
+    _NumberRule(
+        "NIE", r"(?<![\w\-.])[XYZxyz]-?[0-9]{7}-?[A-Za-z](?![\w\-])", _dni_ok, digits_only=False
+    ),
+    _NumberRule(
+        "IP",
+        r"(?<![\w.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+        r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?![\w]|\.[0-9])",
+        _ipv4_ok,
+        digits_only=False,
+    ),
+    _NumberRule(  # international: +CC then 2-6 groups, 8-15 digits (E.164)
+        "PHONE",
+        r"(?<![\w+])\+[1-9][0-9]{0,2}(?:[ .\-]?\(?[0-9]{1,4}\)?){2,6}(?![\w]|[.,/\-][0-9])",
+        _phone_digits_ok(8, 15),
+        trim=" .-",
+    ),
+    _NumberRule(  # national formats: US, ES, BR, UK, FR; separators required
+        "PHONE",
+        r"(?<![\w+.,/:\-])(?:\(?[2-9][0-9]{2}\)?[ .\-]?[0-9]{3}[ .\-][0-9]{4}"  # US
+        r"|[6789][0-9]{2}(?: [0-9]{3} [0-9]{3}| [0-9]{2} [0-9]{2} [0-9]{2})"  # ES mobile
+        r"|[89][0-9] [0-9]{3} [0-9]{2} [0-9]{2}"  # ES landline
+        r"|\(?[1-9][0-9]\)? ?9?[0-9]{4}-[0-9]{4}"  # BR
+        r"|0[1-9][0-9]{1,3} [0-9]{3,4} ?[0-9]{3,4}"  # UK and other trunk-0 formats
+        r"|0[1-9](?:[ .][0-9]{2}){4})"  # FR
+        r"(?![\w]|[.,/:\-][0-9])",
+        _phone_digits_ok(9, 12),
+    ),
+)
+_NUMBER_RES = tuple(re.compile(rule.regex) for rule in _NUMBER_RULES)
+# One alternation for all rules, tried only where a token starts (the guard makes every other
+# position fail at once instead of trying each rule there).
+_NUMBERS = re.compile(
+    r"(?=[0-9A-Z+(xyz])(?<![0-9A-Za-z_])(?:"
+    + "|".join(f"(?P<n{i}>{rule.regex})" for i, rule in enumerate(_NUMBER_RULES))
+    + ")"
+)
+
+
+def _scan_numbers(text: str, windows: Iterable[Span]) -> list[list[Span]]:
+    found: list[list[Span]] = [[] for _ in _NUMBER_RULES]
+    for lo, hi in windows:
+        for match in _NUMBERS.finditer(text, lo, hi):
+            index = int(match.lastgroup[1:])  # type: ignore[index]
+            rule = _NUMBER_RULES[index]
+            start = match.start()
+            end = _validated_end(text, start, match.end(), rule.ok, rule.trim)
+            if end > 0:
+                found[index].append((start, end))
+            else:  # another rule may still match here, e.g. a phone where a card failed Luhn
+                _retry_rules(text, start, min(hi, match.end() + 32), index, found)
+    return found
+
+
+def _retry_rules(text: str, lo: int, hi: int, failed: int, found: list[list[Span]]) -> None:
+    for index, (rule, pattern) in enumerate(zip(_NUMBER_RULES, _NUMBER_RES, strict=True)):
+        if index == failed:
+            continue
+        for match in pattern.finditer(text, lo, hi):
+            end = _validated_end(text, match.start(), match.end(), rule.ok, rule.trim)
+            if end > 0:
+                found[index].append((match.start(), end))
+
+
 _BUILTIN_DETECTORS: tuple[_Detector, ...] = (
-    _Detector("PASSWORD", _everywhere(r"://[^\s:/@]{1,256}:([^\s@/]{1,256})@", group=1)),
+    _Detector(
+        "PASSWORD", _everywhere(r"://[^\s:/@]{1,256}:([^\s@/]{1,256})@", group=1), gate="literal"
+    ),
     _Detector(
         "JWT",
         _everywhere(r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*", min_len=20),
+        gate="literal",
     ),
-    *(_Detector("API_KEY", _everywhere(p, min_len=14)) for p in _API_KEY_PATTERNS[:-1]),
-    _Detector("API_KEY", _everywhere(_API_KEY_PATTERNS[-1], extend_left=1, min_len=14)),
+    *(
+        _Detector("API_KEY", _everywhere(p, min_len=14), gate="literal")
+        for p in _API_KEY_PATTERNS[:-1]
+    ),
     _Detector(
-        "AWS_ACCESS_KEY", _everywhere(_prefixed("A", r"(?:KIA|SIA)[A-Z0-9]{16}"), min_len=20)
+        "API_KEY", _everywhere(_API_KEY_PATTERNS[-1], extend_left=1, min_len=14), gate="literal"
+    ),
+    _Detector(
+        "AWS_ACCESS_KEY",
+        _everywhere(_prefixed("A", r"(?:KIA|SIA)[A-Z0-9]{16}"), min_len=20),
+        gate="literal",
     ),
     _Detector(
         "AWS_SECRET_KEY",
         _near(
-            rb"aws|secret",
+            (b"aws", b"secret"),
             16,
             160,
             r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
             _aws_secret_ok,
-            lowered=True,
-        ),
-    ),
-    _Detector("BEARER", _everywhere(r"[Bb]earer\s+([A-Za-z0-9._~+/\-]{16,}=*)", group=1)),
-    _Detector(
-        "EMAIL",
-        _near(
-            rb"@",
-            65,
-            260,
-            r"(?<![\w.%+\-])[\w%+\-][\w.%+\-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}"
-            r"[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-])",
-            None,
         ),
     ),
     _Detector(
-        "IBAN",
-        _in_numbers(
-            r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
-            r"(?![A-Za-z0-9])",
-            _iban_ok,
-            6,
-            trim=" ",
-        ),
+        "BEARER",
+        _everywhere(r"earer(?<=[Bb]earer)\s+([A-Za-z0-9._~+/\-]{16,}=*)", group=1),
+        gate="literal",
     ),
-    _Detector(
-        "CARD",
-        _in_numbers(
-            r"(?<![\w\-+.,/])[2-6][0-9](?:[ \-]?[0-9]){11,17}(?![\w\-]|[.,/][0-9])",
-            _luhn_ok,
-            13,
-            trim=" -",
-        ),
-        digits_only=True,
-    ),
-    _Detector(
-        "CPF",
-        _in_numbers(
-            r"(?<![\w.\-/])[0-9]{3}\.?[0-9]{3}\.?[0-9]{3}-?[0-9]{2}(?![\w\-]|[.,/][0-9])",
-            _cpf_ok,
-            11,
-        ),
-        digits_only=True,
-    ),
-    _Detector(
-        "SSN",
-        _in_numbers(r"(?<![\w\-.])[0-9]{3}-[0-9]{2}-[0-9]{4}(?![\w\-]|\.[0-9])", _ssn_ok, 9),
-        digits_only=True,
-    ),
-    _Detector("DNI", _in_numbers(r"(?<![\w\-.])[0-9]{8}-?[A-Za-z](?![\w\-])", _dni_ok, 8)),
-    _Detector(
-        "NIE", _in_numbers(r"(?<![\w\-.])[XYZxyz]-?[0-9]{7}-?[A-Za-z](?![\w\-])", _dni_ok, 7)
-    ),
-    _Detector(
-        "IP",
-        _in_numbers(
-            r"(?<![\w.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-            r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?![\w]|\.[0-9])",
-            _ipv4_ok,
-            4,
-        ),
+    _Detector("EMAIL", _find_emails),
+    *(
+        _Detector(rule.kind, _number_finder(i), rule.digits_only, gate="numbers")
+        for i, rule in enumerate(_NUMBER_RULES)
     ),
     _Detector(
         "IP",
         _near(
-            rb":(?::|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:)",
+            (rb":(?::|[0-9a-f]{1,4}:[0-9a-f]{1,4}:)",),
             40,
             40,
             r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}|(?=:))(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])",
             _ipv6_ok,
         ),
-    ),
-    _Detector(
-        "PHONE",  # international: +CC then 2-6 groups, 8-15 digits (E.164)
-        _in_numbers(
-            r"(?<![\w+])\+[1-9][0-9]{0,2}(?:[ .\-]?\(?[0-9]{1,4}\)?){2,6}(?![\w]|[.,/\-][0-9])",
-            _phone_digits_ok(8, 15),
-            7,
-            trim=" .-",
-        ),
-        digits_only=True,
-    ),
-    _Detector(
-        "PHONE",  # national formats: US, ES, BR, UK, FR; separators required
-        _in_numbers(
-            r"(?<![\w+.,/:\-])(?:\(?[2-9][0-9]{2}\)?[ .\-]?[0-9]{3}[ .\-][0-9]{4}"  # US
-            r"|[6789][0-9]{2}(?: [0-9]{3} [0-9]{3}| [0-9]{2} [0-9]{2} [0-9]{2})"  # ES mobile
-            r"|[89][0-9] [0-9]{3} [0-9]{2} [0-9]{2}"  # ES landline
-            r"|\(?[1-9][0-9]\)? ?9?[0-9]{4}-[0-9]{4}"  # BR
-            r"|0[1-9][0-9]{1,3} [0-9]{3,4} ?[0-9]{3,4}"  # UK and other trunk-0 formats
-            r"|0[1-9](?:[ .][0-9]{2}){4})"  # FR
-            r"(?![\w]|[.,/:\-][0-9])",
-            _phone_digits_ok(9, 12),
-            9,
-        ),
-        digits_only=True,
     ),
 )
 
@@ -471,13 +571,17 @@ def _anchor_of(name: str) -> str:
 
 def _key_value_finder(suffixes: tuple[str, ...], anchors: Iterable[str]) -> Finder:
     """Values of ``password=...``, ``"api_key": "..."``, ``Authorization: ...`` inside text."""
-    anchor_res = [re.compile(re.escape(a.encode())) for a in sorted(set(anchors)) if a]
+    words = sorted({a.encode() for a in anchors if a})
+    anchor_res = [re.compile(re.escape(word)) for word in words]
+    gate = re.compile(b"|".join(map(re.escape, words)))
 
     def find(scan: _Scan) -> Iterator[Span]:
         text = scan.text
         if ":" not in text and "=" not in text:
             return
         low = scan.low()
+        if len(text) <= _GATE_MAX_CHARS and not gate.search(low):
+            return
         for anchor in anchor_res:
             for hit in anchor.finditer(low):
                 span = _value_after_key(text, hit.start(), suffixes)
@@ -574,6 +678,7 @@ class Sanitizer:
         extra_keys = [k for k in (sensitive_keys or ()) if _normal_key(k)]
         self._key_suffixes = tuple({*BUILTIN_SENSITIVE_KEYS, *map(_normal_key, extra_keys)})
         self._detectors = self._build_detectors(patterns or {}, extra_keys)
+        self._builtin_only = not patterns
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._cache_chars = 0
@@ -648,11 +753,7 @@ class Sanitizer:
 
     def _redacted(self, text: str) -> str:
         size = len(text)
-        if (
-            size < 20
-            and (size < 6 or text.isalpha())
-            and len(self._detectors) == len(_BUILTIN_DETECTORS) + 2
-        ):
+        if size < 20 and (size < 6 or text.isalpha()) and self._builtin_only:
             return text  # too short, or letters only: no built-in detector can match
         if size < _CACHE_MIN_CHARS:
             return self._redact_uncached(text)
@@ -701,6 +802,8 @@ class Sanitizer:
         taken: list[tuple[int, int, _Detector]] = []
         partial = False
         for detector in self._detectors:
+            if not scan.gate_open(detector.gate):
+                continue
             for start, end in detector.find(scan):
                 i = bisect_left(starts, start)
                 clash = next(
@@ -877,18 +980,19 @@ _Converter = Callable[[Sanitizer, Any, int, set[int]], Any]
 
 def _message_fields(msg: BaseMessage) -> dict[str, Any]:
     """The compact form of a LangChain message: what a reader of an audit log needs."""
+    fields = vars(msg)  # a miss through pydantic's __getattr__ costs an exception
     out: dict[str, Any] = {"type": msg.type, "content": msg.content}
     for name in ("name", "id", "tool_call_id", "status"):
-        field = getattr(msg, name, None)
+        field = fields.get(name)
         if field is not None:
             out[name] = field
-    calls = getattr(msg, "tool_calls", None)
+    calls = fields.get("tool_calls")
     if calls:
         out["tool_calls"] = [
             {"name": c.get("name"), "args": c.get("args"), "id": c.get("id")} for c in calls
         ]
     for name in ("invalid_tool_calls", "usage_metadata", "response_metadata", "additional_kwargs"):
-        field = getattr(msg, name, None)
+        field = fields.get(name)
         if field:
             out[name] = field
     return out
