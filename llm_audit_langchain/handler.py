@@ -37,6 +37,7 @@ from .events import AuditEvent, AuditEventType, ErrorDetail, Status
 from .exporters.base import Exporter
 from .pipeline import Pipeline, Processor
 from .runs import Run, RunTracker
+from .usage import is_cache_hit
 
 logger = logging.getLogger("llm_audit_langchain")
 
@@ -326,7 +327,13 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if run.first_token_perf_ns is not None:
             data["chunks"] = run.chunks
             data["time_to_first_token_ms"] = (run.first_token_perf_ns - run.start_perf_ns) / 1e6
+        cache_hit = isinstance(message, BaseMessage) and is_cache_hit(message, run.run_id)
+        if cache_hit:
+            data["cache_hit"] = True
         self._emit(self._span_event(run, E.LLM_INVOKE, "ok", data))
+        if cache_hit:
+            self._emit(self._point_event(run, E.CACHE_HIT, "ok", run.name,
+                                         {"message_id": getattr(message, "id", None)}))
         tool_calls = getattr(message, "tool_calls", None)
         if tool_calls:
             self._emit_tool_selection(run, offered, tool_calls)

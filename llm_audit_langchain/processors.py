@@ -43,8 +43,12 @@ def price_llm_call(event: AuditEvent) -> AuditEvent:
     if response is None:
         return event
     usage = extract_usage(response, prompt_messages=event.data.get("messages"), model=event.model)
-    event.tokens_input, event.tokens_output = usage.input_tokens, usage.output_tokens
     event.data["usage"] = usage.as_dict()
+    if event.data.get("cache_hit"):  # served by LangChain's cache: the provider billed nothing
+        event.tokens_input = event.tokens_output = 0
+        event.cost_usd = 0.0
+        return event
+    event.tokens_input, event.tokens_output = usage.input_tokens, usage.output_tokens
     event.cost_usd = calculate_cost(
         event.model, usage.input_tokens, usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,

@@ -350,3 +350,31 @@ def test_disabled_handler_records_nothing(memory: MemoryExporter) -> None:
     weather_agent().invoke(ask("Paris"), config={"callbacks": [off]})
     assert off.flush(5) and memory.events == []
     off.shutdown(5)
+
+
+def test_llm_cache_hit_is_recorded_and_not_billed(handler: AuditCallbackHandler,
+                                                  memory: MemoryExporter) -> None:
+    from langchain_core.caches import InMemoryCache
+
+    from llm_audit_langchain.pricing import set_price_overrides
+    from llm_audit_langchain.testing import ScriptedChatModel
+
+    set_price_overrides({"cached-model": {"input": 1.0, "output": 2.0}})
+    try:
+        model = ScriptedChatModel(responses=[AIMessage("forty-two")], model_name="cached-model",
+                                  cache=InMemoryCache())
+        first = model.invoke("the answer?", config={"callbacks": [handler]})
+        second = model.invoke("the answer?", config={"callbacks": [handler]})
+        assert first.content == second.content == "forty-two"
+        events = recorded(handler, memory)
+    finally:
+        set_price_overrides(None)
+    miss, hit = sorted((e for e in events if e.event_type == "llm.invoke"),
+                       key=lambda e: e.timestamp)
+    assert miss.tokens_input == 2 and miss.tokens_output == 1  # "the answer?" -> "forty-two"
+    assert miss.cost_usd == pytest.approx((2 * 1.0 + 1 * 2.0) / 1e6)
+    assert "cache_hit" not in miss.data
+    assert hit.data["cache_hit"] is True
+    assert (hit.tokens_input, hit.tokens_output, hit.cost_usd) == (0, 0, 0.0)
+    [cache_event] = [e for e in events if e.event_type == "cache.hit"]
+    assert cache_event.span_id == hit.span_id
