@@ -9,12 +9,16 @@
 
 from __future__ import annotations
 
+from .audit import AuditLogExporter, verify
 from .config import AuditConfig
 from .context import TraceContext, current_traceparent
 from .errors import AuditError, ConfigError, TraceNotFoundError
 from .events import EVENT_VERSION, AuditEvent, AuditEventType, ErrorDetail
 from .exporters import Exporter, ExportResult, JsonlExporter, MemoryExporter, StdoutExporter
-from .handler import AuditCallbackHandler
+from .handler import AuditCallbackHandler, get_default_handler, set_default_handler
+from .pricing import calculate_cost
+from .sampling import SamplingPolicy
+from .sanitizer import Sanitizer, sanitize
 
 __version__ = "0.1.0"
 
@@ -25,15 +29,23 @@ __all__ = [
     "AuditError",
     "AuditEvent",
     "AuditEventType",
+    "AuditLogExporter",
     "ConfigError",
     "ErrorDetail",
     "ExportResult",
     "Exporter",
     "JsonlExporter",
     "MemoryExporter",
+    "SamplingPolicy",
+    "Sanitizer",
     "StdoutExporter",
     "TraceContext",
     "TraceNotFoundError",
     "__version__",
+    "calculate_cost",
     "current_traceparent",
+    "get_default_handler",
+    "sanitize",
+    "set_default_handler",
+    "verify",
 ]

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -53,6 +54,21 @@ _END_KIND = {"chain": E.CHAIN_END, "llm": E.LLM_INVOKE, "tool": E.TOOL_RESULT,
              "retriever": E.RETRIEVER_END}
 _ERROR_KIND = {"chain": E.CHAIN_ERROR, "llm": E.LLM_ERROR, "tool": E.TOOL_ERROR,
                "retriever": E.RETRIEVER_ERROR}
+
+
+_default_handler: weakref.ref[AuditCallbackHandler] | None = None
+
+
+def get_default_handler() -> AuditCallbackHandler | None:
+    """The handler that ``emit`` and the decorators use outside a LangChain run: the one set
+    with :func:`set_default_handler`, else the most recently created one that is still alive."""
+    return _default_handler() if _default_handler is not None else None
+
+
+def set_default_handler(handler: AuditCallbackHandler | None) -> None:
+    """Choose the handler used outside LangChain runs (``None`` forgets it)."""
+    global _default_handler  # noqa: PLW0603 - one process-wide choice, set rarely
+    _default_handler = weakref.ref(handler) if handler is not None else None
 
 
 def _never_raises(method: Callable[P, R]) -> Callable[P, R | None]:
@@ -116,6 +132,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         exporters: where events go; by default from ``config.exporter`` (JSONL in ``./logs``).
         config: settings; by default ``AuditConfig.from_env()``.
         processors: extra worker-side steps run on each event before sanitizing.
+        observers: called on the worker with every sanitized event, before sampling (metrics).
 
     Create one handler per process and reuse it: each handler owns one worker thread.
     """
@@ -129,6 +146,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         *,
         config: AuditConfig | None = None,
         processors: Sequence[Processor] = (),
+        observers: Sequence[Callable[[AuditEvent], None]] = (),
     ) -> None:
         self.config = config if config is not None else AuditConfig.from_env()
         self._enabled = self.config.enabled
@@ -140,7 +158,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._orphan_ends = 0
         self._warned: set[str] = set()
         self._last_error: tuple[BaseException | None, str | None] = (None, None)
-        self._pipeline = Pipeline.from_config(self.config, exporters, processors)
+        self._pipeline = Pipeline.from_config(self.config, exporters, processors, observers)
+        set_default_handler(self)
         sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))
         self._pipeline.add_periodic(self._evict_expired, sweep_every)
 

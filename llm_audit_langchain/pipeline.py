@@ -124,6 +124,7 @@ class Pipeline:
         config: AuditConfig,
         exporters: Sequence[Exporter] | None,
         processors: Sequence[Processor] = (),
+        observers: Sequence[Callable[[AuditEvent], None]] = (),
     ) -> Pipeline:
         """The default pipeline for ``config`` (used by ``AuditCallbackHandler``)."""
         from .exporters.factory import exporters_from_config
@@ -134,6 +135,7 @@ class Pipeline:
             [*default_processors(config), *processors],
             sanitizer=default_sanitizer(config),
             sampler=default_sampler(config),
+            observers=observers,
             queue_size=config.queue_size,
             batch_size=config.batch_size,
             flush_interval_s=config.flush_interval_ms / 1000,
@@ -215,6 +217,8 @@ class Pipeline:
         past ``timeout``. Returns True when everything was exported."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
+            if self._stopped:  # a second shutdown: the exporters were already shut down
+                return self._enqueued == self._settled()
             self._stopping = True  # the worker now releases what the sampler holds
             thread = self._thread
         if thread is None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from ..errors import AuditError
 from ..events import AuditEvent, AuditEventType, event_to_dict
 from ..exporters.base import ExportResult
 from .hashing import GENESIS_HASH, ChainKey, record_line
@@ -55,7 +56,7 @@ GAP_ACTION = "audit_chain.gap"
 """``action`` of the record a writer appends when the chain is shorter than its anchor."""
 
 
-class AuditChainError(Exception):
+class AuditChainError(AuditError):
     """The audit chain could not be appended to (I/O error, lock timeout, closed exporter)."""
 
 
