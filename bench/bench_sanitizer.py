@@ -45,16 +45,36 @@ TURNS_ES = [
 ]
 
 
-def history(n_turns: int, salt: str) -> list[BaseMessage]:
-    """A chat of ``n_turns`` exchanges; ``salt`` makes every string unique (cold cache)."""
+PLAIN = [
+    "Thanks for waiting. I checked with the warehouse team and the parcel was re-routed "
+    "because of a strike at the regional hub; it should move again tomorrow morning. I have "
+    "added a note to your order so the courier calls before delivering. Anything else?",
+    "Perfecto, muchas gracias. La verdad es que el servicio suele ser excelente y esta es la "
+    "primera vez que tengo un problema, así que no pasa nada. ¿Me avisaréis cuando salga?",
+    "Sí, recibirás un correo y una notificación en la aplicación en cuanto el transportista "
+    "escanee el paquete. Si prefieres, también puedo programar la entrega para el sábado.",
+    "That would be great, Saturday works better for me because I am at the office during "
+    "the week. Please also make sure they leave it with the neighbour if I am not at home.",
+]
+
+
+def history(n_turns: int, salt: str, *, dense: bool = False) -> list[BaseMessage]:
+    """A chat of ``n_turns`` exchanges; ``salt`` makes every string unique (cold cache).
+
+    Realistic: one turn in three carries personal data. Dense: every turn does (worst case).
+    """
     messages: list[BaseMessage] = [SystemMessage(SYSTEM + salt)]
-    turns = itertools.cycle(TURNS_EN + TURNS_ES)
+    pii = TURNS_EN + TURNS_ES
+    mixed = [t for pair in zip(pii, PLAIN * 2, PLAIN[1:] + PLAIN, strict=False) for t in pair]
+    turns = itertools.cycle(pii if dense else mixed)
     for i in range(n_turns):
         messages.append(HumanMessage(f"{next(turns)} ({salt}-{i})"))
         call = {"name": "lookup_order", "args": {"order_id": "ORD-2024-000123"}, "id": f"c{i}"}
         messages.append(AIMessage(f"{next(turns)} [{salt}]", tool_calls=[call]))
         messages.append(
-            ToolMessage(f'{{"status": "in_transit", "eta": "2024-05-0{i % 9 + 1}"}}', tool_call_id=f"c{i}")
+            ToolMessage(
+                f'{{"status": "in_transit", "eta": "2024-05-0{i % 9 + 1}"}}', tool_call_id=f"c{i}"
+            )
         )
     return messages
 
@@ -79,20 +99,27 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def throughput_rows() -> None:
-    print(f"{'mode':<9} {'payload':<16} {'KB':>5} {'cold MB/s':>10} {'warm MB/s':>10}")
+    print(f"{'mode':<9} {'payload':<26} {'KB':>5} {'cold MB/s':>10} {'warm MB/s':>10}")
     counter = itertools.count()
-    for mode in ("redacted", "none", "full"):
-        sanitizer = Sanitizer(mode, hmac_key=None)
+    rows: tuple[tuple[CaptureMode, bool], ...] = (
+        ("redacted", False),
+        ("redacted", True),
+        ("none", False),
+        ("full", False),
+    )
+    for mode, dense in rows:
+        sanitizer = Sanitizer(mode)
         for label, convert in (("messages", lambda m: m), ("plain dicts", as_dicts)):
-            sample = history(6, "s")
+            label = f"{label}{', dense PII' if dense else ''}"
+            sample = history(6, "s", dense=dense)
             size = text_bytes(sample)
-            fresh = [convert(history(6, f"k{next(counter)}")) for _ in range(400)]
+            fresh = [convert(history(6, f"k{next(counter)}", dense=dense)) for _ in range(400)]
             cold_iter = iter(fresh)
             cold = timed(lambda: sanitizer(next(cold_iter)), 60)
             warm_payload = convert(sample)
             warm = timed(lambda: sanitizer(warm_payload), 60)
             print(
-                f"{mode:<9} {label:<16} {size / 1e3:5.1f} {size / cold / 1e6:10.1f} "
+                f"{mode:<9} {label:<26} {size / 1e3:5.1f} {size / cold / 1e6:10.1f} "
                 f"{size / warm / 1e6:10.1f}"
             )
 
@@ -102,14 +129,17 @@ def agent_run(sanitizer: Sanitizer, salt: str) -> None:
     full = history(4, salt)
     for calls in range(1, 5):
         sanitizer({"messages": full[: 1 + 3 * calls - 2], "invocation_params": {"max_tokens": 512}})
-        sanitizer({"tool": "lookup_order", "args": {"order_id": "ORD-2024-000123", "email": "a@b.co"}})
+        sanitizer(
+            {"tool": "lookup_order", "args": {"order_id": "ORD-2024-000123", "email": "a@b.co"}}
+        )
 
 
 def agent_rows() -> None:
     print()
-    print(f"{'mode':<9} {'one agent run (4 LLM calls + 4 tool calls)':<44} {'ms':>7}")
-    for mode in ("redacted", "none", "full"):
-        sanitizer = Sanitizer(mode)  # type: ignore[arg-type]
+    print(f"{'mode':<9} {'one agent run: 4 LLM calls + 4 tool calls':<44} {'ms':>7}")
+    modes: tuple[CaptureMode, ...] = ("redacted", "none", "full")
+    for mode in modes:
+        sanitizer = Sanitizer(mode)
         counter = itertools.count()
         cold = timed(lambda s=sanitizer: agent_run(s, f"r{next(counter)}"), 20)
         print(f"{mode:<9} {'new conversation each run (cold cache)':<44} {cold * 1e3:7.3f}")
@@ -118,18 +148,24 @@ def agent_rows() -> None:
     print(f"{'redacted':<9} {'  same, with hmac_key':<44} {cold * 1e3:7.3f}")
 
 
-def prose_row() -> None:
+def prose_rows() -> None:
     print()
-    text = " ".join(TURNS_EN + TURNS_ES) * 4
     sanitizer = Sanitizer()
     counter = itertools.count()
-    per_call = timed(lambda: sanitizer.sanitize_text(f"{next(counter)} {text}"), 300)
-    print(f"sanitize_text, {len(text) / 1e3:.1f} KB prose with 24 PII items: "
-          f"{per_call * 1e6:.0f} us, {len(text) / per_call / 1e6:.0f} MB/s")
+    pii = TURNS_EN + TURNS_ES
+    for label, text in (
+        ("prose, no PII", " ".join(PLAIN) * 4),
+        ("prose, 6 PII items", " ".join(PLAIN * 3 + pii[:2])),
+        ("prose, 24 PII items (dense)", " ".join(pii) * 4),
+    ):
+        per_call = timed(lambda t=text: sanitizer.sanitize_text(f"{next(counter)} {t}"), 300)
+        print(
+            f"sanitize_text, {len(text) / 1e3:.1f} KB {label:<28} {per_call * 1e6:6.0f} us "
+            f"{len(text) / per_call / 1e6:6.0f} MB/s"
+        )
 
 
 if __name__ == "__main__":
-    _mode: CaptureMode = "redacted"
     throughput_rows()
     agent_rows()
-    prose_row()
+    prose_rows()

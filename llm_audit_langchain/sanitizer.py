@@ -38,6 +38,7 @@ from datetime import date, time
 from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
+from itertools import groupby
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from uuid import UUID
@@ -188,8 +189,10 @@ class _Scan:
         if found is None:
             if gate == "numbers":
                 found = any(self.numbers())
-            else:  # one alternation beats a dozen literal scans on short texts, not on long ones
-                found = len(self.text) > _GATE_MAX_CHARS or bool(_LITERAL_GATE.search(self.raw()))
+            elif gate == "token":  # every key, token and JWT is a run of 16+ such characters
+                found = self.raw().translate(_TOKEN_CHARS_TO_A).find(_LONG_TOKEN) >= 0
+            else:  # a single character the matches must contain: found at memchr speed
+                found = gate.encode() in self.raw()
             self._gates[gate] = found
         return found
 
@@ -219,6 +222,8 @@ class _Scan:
             digits = shape.count(b"0", m.start(), m.end())
             if digits < 7 and (digits < 4 or b"." not in m.group()):
                 continue
+            if _DATE_SHAPE.fullmatch(m.group()):
+                continue  # ISO dates and timestamps are the commonest digit runs in tool output
             lo, hi = max(0, m.start() - 6), min(size, m.end() + 3)
             if windows and lo <= windows[-1][1]:
                 windows[-1] = (windows[-1][0], hi)
@@ -231,6 +236,7 @@ _DIGITS_TO_ZERO = bytes(48 if 48 <= i <= 57 else i for i in range(256))
 # On the digits-as-'0' view; a literal first byte makes ``re`` skip ahead at memchr speed, and a
 # single character class never backtracks.
 _CANDIDATE = re.compile(rb"0[0A-Z ().\-/]{6,}")
+_DATE_SHAPE = re.compile(rb"0000-00-00(?:[T ]00)? ?")
 
 Finder = Callable[[_Scan], Iterable[Span]]
 
@@ -370,8 +376,9 @@ class _Detector(NamedTuple):
     gate: str = ""  # rows sharing a gate are skipped together when it is closed (_Scan.gate_open)
 
 
-# Every literal that starts a "literal" row below; a text holding none of them skips those rows.
-_LITERAL_GATE = re.compile(rb"://|eyJ|sk-|gh|xox|AIza|hf_|glpat-|k_live_|k_test_|AKIA|ASIA|earer")
+_TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.+/="
+_TOKEN_CHARS_TO_A = bytes(97 if bytes([i]) in _TOKEN_CHARS else 32 for i in range(256))
+_LONG_TOKEN = b"a" * 16  # found with a skip search: prose words are far shorter
 _GATE_MAX_CHARS = 2_048
 
 
@@ -389,7 +396,7 @@ _API_KEY_PATTERNS = (
     _prefixed("sk-", r"(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),  # Anthropic, OpenAI
     _prefixed("gh", r"[pousr]_[A-Za-z0-9]{36,}"),  # GitHub classic tokens
     _prefixed("github_pat_", r"[A-Za-z0-9_]{22,}"),  # GitHub fine-grained tokens
-    _prefixed("xox", r"[baprs]-[A-Za-z0-9\-]{10,}"),  # Slack
+    _prefixed("xox", r"[baprs]-[A-Za-z0-9\-]{16,}"),  # Slack
     _prefixed("AIza", r"[A-Za-z0-9_\-]{35}"),  # Google
     _prefixed("hf_", r"[A-Za-z0-9]{30,}"),  # Hugging Face
     _prefixed("glpat-", r"[A-Za-z0-9_\-]{20,}"),  # GitLab
@@ -495,25 +502,23 @@ def _retry_rules(text: str, lo: int, hi: int, failed: int, found: list[list[Span
 
 
 _BUILTIN_DETECTORS: tuple[_Detector, ...] = (
-    _Detector(
-        "PASSWORD", _everywhere(r"://[^\s:/@]{1,256}:([^\s@/]{1,256})@", group=1), gate="literal"
-    ),
+    _Detector("PASSWORD", _everywhere(r"://[^\s:/@]{1,256}:([^\s@/]{1,256})@", group=1), gate="@"),
     _Detector(
         "JWT",
         _everywhere(r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*", min_len=20),
-        gate="literal",
+        gate="token",
     ),
     *(
-        _Detector("API_KEY", _everywhere(p, min_len=14), gate="literal")
+        _Detector("API_KEY", _everywhere(p, min_len=14), gate="token")
         for p in _API_KEY_PATTERNS[:-1]
     ),
     _Detector(
-        "API_KEY", _everywhere(_API_KEY_PATTERNS[-1], extend_left=1, min_len=14), gate="literal"
+        "API_KEY", _everywhere(_API_KEY_PATTERNS[-1], extend_left=1, min_len=14), gate="token"
     ),
     _Detector(
         "AWS_ACCESS_KEY",
         _everywhere(_prefixed("A", r"(?:KIA|SIA)[A-Z0-9]{16}"), min_len=20),
-        gate="literal",
+        gate="token",
     ),
     _Detector(
         "AWS_SECRET_KEY",
@@ -524,13 +529,14 @@ _BUILTIN_DETECTORS: tuple[_Detector, ...] = (
             r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
             _aws_secret_ok,
         ),
+        gate="token",
     ),
     _Detector(
         "BEARER",
         _everywhere(r"earer(?<=[Bb]earer)\s+([A-Za-z0-9._~+/\-]{16,}=*)", group=1),
-        gate="literal",
+        gate="token",
     ),
-    _Detector("EMAIL", _find_emails),
+    _Detector("EMAIL", _find_emails, gate="@"),
     *(
         _Detector(rule.kind, _number_finder(i), rule.digits_only, gate="numbers")
         for i, rule in enumerate(_NUMBER_RULES)
@@ -611,6 +617,18 @@ def _value_after_key(text: str, at: int, suffixes: tuple[str, ...]) -> Span | No
     return value_start, value_end
 
 
+def _overlap(
+    taken: list[tuple[int, int, _Detector]], i: int, start: int, end: int
+) -> tuple[int, int, _Detector] | None:
+    """The accepted span that [start, end) overlaps, if any. ``taken`` is sorted and disjoint,
+    so only its neighbours around the insertion point ``i`` can overlap."""
+    if i and taken[i - 1][1] > start:
+        return taken[i - 1]
+    if i < len(taken) and taken[i][0] < end:
+        return taken[i]
+    return None
+
+
 # --------------------------------------------------------------------------- the sanitizer
 
 _full_mode_warned = False
@@ -678,6 +696,9 @@ class Sanitizer:
         extra_keys = [k for k in (sensitive_keys or ()) if _normal_key(k)]
         self._key_suffixes = tuple({*BUILTIN_SENSITIVE_KEYS, *map(_normal_key, extra_keys)})
         self._detectors = self._build_detectors(patterns or {}, extra_keys)
+        self._gated = [
+            (gate, tuple(group)) for gate, group in groupby(self._detectors, lambda d: d.gate)
+        ]
         self._builtin_only = not patterns
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, str] = OrderedDict()
@@ -697,7 +718,7 @@ class Sanitizer:
             custom.append(_Detector(kind, _everywhere(compiled)))
         anchors = [*_KEY_ANCHORS, *map(_anchor_of, extra_keys)]
         return (
-            _Detector(None, _everywhere(_IN_TEXT_MARKER.pattern)),
+            _Detector(None, _everywhere(_IN_TEXT_MARKER.pattern), gate="["),
             *custom,
             _Detector("SECRET", _key_value_finder(self._key_suffixes, anchors)),
             *_BUILTIN_DETECTORS,
@@ -801,24 +822,18 @@ class Sanitizer:
         starts: list[int] = []
         taken: list[tuple[int, int, _Detector]] = []
         partial = False
-        for detector in self._detectors:
-            if not scan.gate_open(detector.gate):
+        for gate, detectors in self._gated:
+            if not scan.gate_open(gate):
                 continue
-            for start, end in detector.find(scan):
-                i = bisect_left(starts, start)
-                clash = next(
-                    (
-                        t
-                        for t in (taken[i - 1] if i else None, taken[i] if i < len(taken) else None)
-                        if t is not None and start < t[1] and t[0] < end
-                    ),
-                    None,
-                )
-                if clash is None:
-                    starts.insert(i, start)
-                    taken.insert(i, (start, end, detector))
-                elif start < clash[0] or end > clash[1]:
-                    partial = True
+            for detector in detectors:
+                for start, end in detector.find(scan):
+                    i = bisect_left(starts, start)
+                    clash = _overlap(taken, i, start, end)
+                    if clash is None:
+                        starts.insert(i, start)
+                        taken.insert(i, (start, end, detector))
+                    elif start < clash[0] or end > clash[1]:
+                        partial = True
         return taken, partial
 
     def _render(self, text: str, spans: list[tuple[int, int, _Detector]]) -> str:
