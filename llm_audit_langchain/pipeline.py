@@ -466,6 +466,10 @@ class Pipeline:
 
     def _after_fork(self) -> None:
         self._init_state()
+        for slot in self._slots:  # a lock held by the parent's worker would never be released
+            reset = getattr(slot.exporter, "after_fork", None)
+            if reset is not None:
+                self._call_safely(f"exporter {slot.name} after_fork", reset)
 
 
 def _flush_all_at_exit() -> None:

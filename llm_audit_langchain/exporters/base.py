@@ -36,3 +36,7 @@ class Exporter(Protocol):
     def shutdown(self, timeout: float | None = None) -> None:
         """Release resources. Called once; later exports may be ignored."""
         ...
+
+
+# Optional: ``after_fork()`` is called in a forked child before the worker restarts, so an
+# exporter can replace locks or connections the parent held at fork time.

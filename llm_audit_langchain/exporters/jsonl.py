@@ -94,6 +94,10 @@ class JsonlExporter:
                 os.close(fd)
         self._fds.clear()
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may have been held at fork time)."""
+        self._lock = threading.Lock()
+
     def force_flush(self, timeout: float | None = None) -> bool:
         with self._lock:
             for fd in self._fds.values():

@@ -33,6 +33,10 @@ class MemoryExporter:
             if self._max is not None and len(self._events) > self._max:
                 del self._events[: len(self._events) - self._max]
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may have been held at fork time)."""
+        self._lock = threading.Lock()
+
     def force_flush(self, timeout: float | None = None) -> bool:
         return True
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..events import AuditEvent, event_to_dict
+from .jsonl import json_safe
 
 _COLOURS = {"ok": "\033[32m", "error": "\033[31m", "timeout": "\033[35m", "retry": "\033[33m"}
 _RESET = "\033[0m"
@@ -41,7 +42,7 @@ class StdoutExporter:
     def format(self, event: AuditEvent, colour: bool = False) -> str:
         """The readable one-line form of ``event``."""
         if self._json:
-            return json.dumps(event_to_dict(event), ensure_ascii=False, default=repr)
+            return json.dumps(json_safe(event_to_dict(event)), ensure_ascii=False, allow_nan=False)
         parts = [event.timestamp.strftime("%H:%M:%S.%f")[:-3], f"{event.status:<7}",
                  f"{event.event_type!s:<18}", f"{event.agent}/{event.action}"]
         if event.latency_ms is not None:
@@ -65,6 +66,10 @@ class StdoutExporter:
         with self._lock:
             stream.write(text)
             stream.flush()
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may have been held at fork time)."""
+        self._lock = threading.Lock()
 
     def force_flush(self, timeout: float | None = None) -> bool:
         (self._stream or sys.stdout).flush()
