@@ -1,0 +1,318 @@
+"""``OtlpExporter``: our spans to any OpenTelemetry collector, with their own ids.
+
+It is one more sink of the pipeline (DESIGN.md §2, traces layer): the worker hands it batches of
+sanitized, sampled events; it maps them to finished spans (``spans.py``) and gives those to an
+OpenTelemetry ``SpanExporter`` (OTLP over HTTP/protobuf by default, gRPC with the ``otel-grpc``
+extra). Configuration is OpenTelemetry's own::
+
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318   # or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+    OTEL_EXPORTER_OTLP_HEADERS=api-key=secret
+    OTEL_EXPORTER_OTLP_TIMEOUT=10                        # seconds
+    OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf            # or grpc
+    OTEL_SERVICE_NAME=checkout-agent
+
+    handler = AuditCallbackHandler(exporters=[JsonlExporter("logs"), OtlpExporter()])
+
+Point events and their spans may arrive in different batches: a point event whose span has not
+closed yet waits in a bounded buffer and joins the span as a span event when it closes; one whose
+span was already exported is sent as a zero-duration child span. The exporter's own HTTP calls
+run with OpenTelemetry instrumentation suppressed, so an instrumented ``requests`` or ``urllib3``
+never traces the export itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import (
+    _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
+    _SUPPRESS_INSTRUMENTATION_KEY,
+)
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from ..errors import ConfigError
+from ..events import AuditEvent
+from ..exporters.base import ExportResult
+from .spans import SpanMapper
+
+logger = logging.getLogger("llm_audit_langchain")
+
+SCOPE_NAME = "llm_audit_langchain"
+_CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+# The keys the SDK's span processors set and every instrumentation checks.
+_SUPPRESS_KEYS = (_SUPPRESS_INSTRUMENTATION_KEY, _SUPPRESS_HTTP_INSTRUMENTATION_KEY)
+
+
+def _package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("llm-audit-langchain")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+def otel_resource(service_name: str | None = None) -> Resource:
+    """The resource of our telemetry: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``
+    (read by the SDK), with ``service_name`` overriding both when given."""
+    extra = {SERVICE_NAME: service_name} if service_name else {}
+    return Resource.create(extra)
+
+
+def instrumentation_scope() -> InstrumentationScope:
+    """The scope our spans and metrics are reported under."""
+    return InstrumentationScope(SCOPE_NAME, _package_version())
+
+
+def otlp_protocol(signal: str = "TRACES") -> str:
+    """``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL``, else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else
+    ``http/protobuf`` (the OpenTelemetry default)."""
+    for name in (f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(name, "").strip().lower()
+        if value:
+            return value
+    return "http/protobuf"
+
+
+def otlp_span_exporter(
+    protocol: str | None = None,
+    *,
+    endpoint: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> SpanExporter:
+    """An OTLP ``SpanExporter`` for ``protocol`` (default from the environment). Arguments left
+    ``None`` are read by the OpenTelemetry exporter from the standard ``OTEL_EXPORTER_OTLP_*``
+    variables. ``endpoint`` is the full URL for HTTP (``http://host:4318/v1/traces``)."""
+    protocol = (protocol or otlp_protocol()).lower()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=timeout)
+    if protocol == "grpc":
+        grpc = grpc_module("trace_exporter")
+        exporter: SpanExporter = grpc.OTLPSpanExporter(
+            endpoint=endpoint, headers=tuple(headers.items()) if headers else None,
+            timeout=timeout)
+        return exporter
+    raise ConfigError(f"OTLP protocol {protocol!r} is not supported; use http/protobuf or grpc")
+
+
+def grpc_module(name: str) -> Any:
+    """``opentelemetry.exporter.otlp.proto.grpc.<name>``, from the ``otel-grpc`` extra."""
+    try:
+        return importlib.import_module(f"opentelemetry.exporter.otlp.proto.grpc.{name}")
+    except ImportError:
+        raise ConfigError("OTLP protocol 'grpc' needs: pip install "
+                          "'llm-audit-langchain[otel-grpc]'") from None
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one export call sends, and how the buffers change if it succeeds."""
+
+    spans: list[ReadableSpan] = field(default_factory=list)
+    consumed: list[str] = field(default_factory=list)  # pending span ids now attached
+    closed: list[str] = field(default_factory=list)  # span ids exported by this batch
+    hold: list[AuditEvent] = field(default_factory=list)  # point events that wait
+    evicted: list[str] = field(default_factory=list)  # pending span ids sent as child spans
+    attached: int = 0
+    as_child_spans: int = 0
+
+
+class PointEventBuffer:
+    """Point events waiting for their span to close, and the span ids already exported.
+
+    Worker thread only. Bounded: beyond ``max_events`` waiting events, or after ``max_wait_s``,
+    the oldest span's waiting events are exported as child spans, never silently lost.
+    """
+
+    def __init__(self, max_events: int, max_wait_s: float, remember_closed: int) -> None:
+        self.max_events = max_events
+        self.max_wait_s = max_wait_s
+        self.remember = remember_closed
+        self.waiting: OrderedDict[str, tuple[float, list[AuditEvent]]] = OrderedDict()
+        self.count = 0
+        self.closed: OrderedDict[str, None] = OrderedDict()
+
+    def plan(self, mapper: SpanMapper, batch: Sequence[AuditEvent], now: float,
+             final: bool = False) -> _Plan:
+        """Decide where each event goes, without changing the buffer (see :meth:`commit`)."""
+        plan = _Plan()
+        closing = {e.span_id for e in batch if e.start_time is not None}
+        here: dict[str, list[AuditEvent]] = {}
+        for event in batch:
+            if event.start_time is not None:
+                continue
+            if event.span_id in closing:
+                here.setdefault(event.span_id, []).append(event)
+            elif event.span_id in self.closed or final:
+                plan.spans.append(mapper.point_span(event))
+                plan.as_child_spans += 1
+            else:
+                plan.hold.append(event)
+        for event in batch:
+            if event.start_time is None:
+                continue
+            points = here.get(event.span_id, [])
+            waiting = self.waiting.get(event.span_id)
+            if waiting is not None:
+                points = waiting[1] + points
+                plan.consumed.append(event.span_id)
+            plan.closed.append(event.span_id)
+            if event.data.get("external_span"):
+                continue  # another OpenTelemetry SDK exports this span (middleware.py)
+            plan.attached += len(points)
+            plan.spans.append(mapper.span(event, points))
+        self._plan_evictions(mapper, plan, now, final)
+        return plan
+
+    def _plan_evictions(self, mapper: SpanMapper, plan: _Plan, now: float, final: bool) -> None:
+        consumed = set(plan.consumed)
+        excess = self.count + len(plan.hold) - self.max_events
+        excess -= sum(len(self.waiting[s][1]) for s in consumed)
+        for span_id, (since, events) in self.waiting.items():
+            if span_id in consumed:
+                continue
+            if not final and excess <= 0 and now - since < self.max_wait_s:
+                break  # ordered by first arrival: the rest are younger
+            plan.evicted.append(span_id)
+            plan.spans.extend(mapper.point_span(e) for e in events)
+            plan.as_child_spans += len(events)
+            excess -= len(events)
+
+    def commit(self, plan: _Plan, now: float) -> None:
+        """Apply ``plan`` after its spans were exported."""
+        for span_id in (*plan.consumed, *plan.evicted):
+            _, events = self.waiting.pop(span_id)
+            self.count -= len(events)
+        for span_id in plan.closed:
+            self.closed[span_id] = None
+        while len(self.closed) > self.remember:
+            self.closed.popitem(last=False)
+        for event in plan.hold:
+            entry = self.waiting.get(event.span_id)
+            if entry is None:
+                self.waiting[event.span_id] = (now, [event])
+            else:
+                entry[1].append(event)
+            self.count += 1
+
+
+class OtlpExporter:
+    """Exports our spans over OTLP with the same trace/span ids and parentage as the JSONL log.
+
+    Args:
+        span_exporter: any OpenTelemetry ``SpanExporter``; by default OTLP for the environment's
+            ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf``; ``grpc`` with the extra).
+        endpoint, headers, timeout, protocol: passed to the OTLP exporter; ``None`` reads the
+            standard ``OTEL_EXPORTER_OTLP_*`` variables.
+        service_name: overrides ``OTEL_SERVICE_NAME`` in the resource.
+        capture_content: export (sanitized) prompts, outputs and tool arguments as attributes;
+            default from ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (off).
+        max_waiting_point_events, point_event_max_wait_s: bounds of the buffer where point
+            events wait for their span to close.
+    """
+
+    name = "otlp"
+
+    def __init__(
+        self,
+        span_exporter: SpanExporter | None = None,
+        *,
+        endpoint: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        protocol: str | None = None,
+        service_name: str | None = None,
+        resource: Resource | None = None,
+        capture_content: bool | None = None,
+        max_waiting_point_events: int = 10_000,
+        point_event_max_wait_s: float = 900.0,
+    ) -> None:
+        self._exporter = span_exporter or otlp_span_exporter(
+            protocol, endpoint=endpoint, headers=headers, timeout=timeout)
+        self.mapper = SpanMapper(
+            resource or otel_resource(service_name), instrumentation_scope(),
+            _truthy(_CAPTURE_ENV) if capture_content is None else capture_content)
+        self._buffer = PointEventBuffer(max_waiting_point_events, point_event_max_wait_s,
+                                        remember_closed=100_000)
+        self._lock = threading.Lock()  # export and shutdown may come from different threads
+        self._shut = False
+        self._stats = {"spans": 0, "point_events_attached": 0, "point_events_as_spans": 0,
+                       "failed_exports": 0}
+
+    def export(self, batch: Sequence[AuditEvent]) -> ExportResult:
+        """Map ``batch`` to spans and send them; FAILURE makes the pipeline retry the batch
+        (the waiting buffer only changes when a send succeeds, so a retry sees the same state)."""
+        with self._lock:
+            if self._shut:
+                return ExportResult.SUCCESS
+            now = time.monotonic()
+            plan = self._buffer.plan(self.mapper, batch, now)
+            return self._send(plan, now)
+
+    def _send(self, plan: _Plan, now: float) -> ExportResult:
+        if plan.spans and self._export_suppressed(plan.spans) is not SpanExportResult.SUCCESS:
+            self._stats["failed_exports"] += 1
+            return ExportResult.FAILURE
+        self._buffer.commit(plan, now)
+        self._stats["spans"] += len(plan.spans)
+        self._stats["point_events_attached"] += plan.attached
+        self._stats["point_events_as_spans"] += plan.as_child_spans
+        return ExportResult.SUCCESS
+
+    def _export_suppressed(self, spans: list[ReadableSpan]) -> SpanExportResult:
+        """Export with instrumentation suppressed, as the SDK's span processors do."""
+        ctx = otel_context.get_current()
+        for key in _SUPPRESS_KEYS:
+            ctx = otel_context.set_value(key, True, ctx)
+        token = otel_context.attach(ctx)
+        try:
+            return self._exporter.export(spans)
+        finally:
+            otel_context.detach(token)
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Flush the OTLP exporter. Point events whose span is still open keep waiting."""
+        millis = 30_000 if timeout is None else max(0, int(timeout * 1000))
+        return bool(self._exporter.force_flush(millis))
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Send every waiting point event (as child spans), then shut the OTLP exporter down."""
+        with self._lock:
+            if self._shut:
+                return
+            self._shut = True
+            now = time.monotonic()
+            plan = self._buffer.plan(self.mapper, (), now, final=True)
+            if self._send(plan, now) is ExportResult.FAILURE:
+                logger.warning("llm-audit otlp: %d waiting point events lost at shutdown",
+                               self._buffer.count)
+        self._exporter.shutdown()
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock."""
+        self._lock = threading.Lock()
+
+    def stats(self) -> dict[str, Any]:
+        """Spans sent, point events attached to their span or sent as child spans, failed
+        export calls, and point events waiting for their span now."""
+        return {**self._stats, "waiting_point_events": self._buffer.count}
+
