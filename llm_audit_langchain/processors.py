@@ -85,12 +85,46 @@ def default_processors(config: AuditConfig) -> list[Processor]:
     return [price_llm_call, add_environment]
 
 
+# ``data`` keys whose values this package computes itself from code, never from user input:
+# graph coordinates, usage counts, flags, span ids. Skipping them is the sanitizer's biggest
+# saving; everything else (prompts, outputs, tool args, inputs, thread ids) is sanitized.
+TRUSTED_DATA_KEYS = frozenset({
+    "langgraph", "usage", "provider", "streamed", "chunks", "time_to_first_token_ms",
+    "tools_offered", "offered", "trace_root", "upstream_sampled", "start_unknown",
+    "tool_call_id", "selected_by_span_id", "from_node", "destination", "cache_hit", "count",
+    "attempt", "source", "sampling", "control_flow",
+})
+
+
+def _is_plain(value: Any) -> bool:
+    """JSON-safe as it is (what the trusted keys hold)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    return False
+
+
 def event_sanitizer(sanitizer: Sanitizer) -> Processor:
     """Sanitize everything in an event a user could have put there: data, error message,
     traceback, input snapshot, environment. Returns the same event, sanitized in place."""
 
+    def sanitize_data(data: dict[str, Any]) -> dict[str, Any]:
+        clean: dict[str, Any] = {}
+        untrusted: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in TRUSTED_DATA_KEYS and _is_plain(value):
+                clean[key] = value
+            else:
+                untrusted[key] = value
+        if untrusted:
+            clean.update(sanitizer(untrusted))
+        return clean
+
     def sanitize_event(event: AuditEvent) -> AuditEvent:
-        event.data = sanitizer(event.data)
+        event.data = sanitize_data(event.data)
         error = event.error
         if error is not None:
             error.message = sanitizer.sanitize_text(error.message)
