@@ -196,6 +196,10 @@ class PointEventBuffer:
             plan.spans.extend(mapper.point_span(e) for e in events)
             plan.as_child_spans += len(events)
             excess -= len(events)
+        if excess > 0:  # this batch alone overflows: its oldest point events go out now
+            overflow, plan.hold = plan.hold[:excess], plan.hold[excess:]
+            plan.spans.extend(mapper.point_span(e) for e in overflow)
+            plan.as_child_spans += len(overflow)
 
     def commit(self, plan: _Plan, now: float) -> None:
         """Apply ``plan`` after its spans were exported."""
