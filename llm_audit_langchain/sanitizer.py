@@ -76,10 +76,9 @@ _MAX_PASSES = 3
 _IN_TEXT_MARKER = re.compile(
     r"\[(?:REDACTED_[A-Z0-9_]+(?::[0-9a-f]{8,64})?|TRUNCATED: [0-9]+ chars)\]"
 )
-_WHOLE_MARKER = re.compile(
+_WHOLE_MARKER = re.compile(  # a whole value we produced; kept as is (idempotence)
     r"\[(?:REDACTED_[A-Z0-9_]+(?::[0-9a-f]{8,64})?|(?:str|bytes) len=[0-9]+(?: hmac=[0-9a-f]+)?"
-    r"|CYCLE|MAX_DEPTH|UNSERIALIZABLE [^\]]{0,200})\]|.{0,16384}\[TRUNCATED: [0-9]+ chars\]",
-    re.DOTALL,
+    r"|float (?:nan|-?inf)|CYCLE|MAX_DEPTH|UNSERIALIZABLE [\w.<>]{0,100})\]"
 )
 
 
@@ -502,7 +501,7 @@ def _retry_rules(text: str, lo: int, hi: int, failed: int, found: list[list[Span
 
 
 _BUILTIN_DETECTORS: tuple[_Detector, ...] = (
-    _Detector("PASSWORD", _everywhere(r"://[^\s:/@]{1,256}:([^\s@/]{1,256})@", group=1), gate="@"),
+    _Detector("PASSWORD", _everywhere(r"://[^\s:/@]{0,256}:([^\s@/]{1,256})@", group=1), gate="@"),
     _Detector(
         "JWT",
         _everywhere(r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*", min_len=20),
@@ -801,6 +800,9 @@ class Sanitizer:
     def _redact_uncached(self, text: str) -> str:
         if len(text) > self.max_string_length:
             return self._truncate(text, redact=True)
+        return self._redact_all(text)
+
+    def _redact_all(self, text: str) -> str:
         for _ in range(_MAX_PASSES):
             spans, partial = self._find_spans(_Scan(text))
             if not spans:
@@ -813,7 +815,7 @@ class Sanitizer:
     def _truncate(self, text: str, *, redact: bool) -> str:
         marker = f"…[TRUNCATED: {len(text)} chars]"
         keep = self.max_string_length - len(marker) - 64  # room for a placeholder at the cut
-        head = self._redact_uncached(text[: keep + _TRUNC_SLACK]) if redact else text
+        head = self._redact_all(text[: keep + _TRUNC_SLACK]) if redact else text
         return head[:keep] + marker
 
     def _find_spans(self, scan: _Scan) -> tuple[list[tuple[int, int, _Detector]], bool]:
@@ -945,11 +947,9 @@ class Sanitizer:
         finally:
             active.discard(id(owner))
 
-    def _key_text(self, key: object) -> str:
-        if isinstance(key, str | int | float | bool) or key is None:
-            return str(key)
-        converted = self._node(key, self.max_depth, set())
-        return converted if isinstance(converted, str) else repr(converted)
+    @staticmethod
+    def _key_text(key: object) -> str:
+        return str(key)  # an unprintable key fails the whole mapping, caught by _node
 
     def _clean_key(self, name: str) -> str:
         if self.mode == "full":
@@ -1035,7 +1035,7 @@ def _as_text(s: Sanitizer, value: Any, depth: int, active: set[int]) -> Any:
 
 def _as_float(s: Sanitizer, value: Any, depth: int, active: set[int]) -> Any:
     number = float(value)
-    return number if math.isfinite(number) else str(number)
+    return number if math.isfinite(number) else f"[float {number}]"  # JSON has no NaN/inf
 
 
 def _as_int(s: Sanitizer, value: Any, depth: int, active: set[int]) -> Any:
