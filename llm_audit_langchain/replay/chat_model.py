@@ -122,8 +122,9 @@ class ReplayChatModel(BaseChatModel):
                      messages: list[BaseMessage], tools: Any) -> list[Difference]:
         where = _where(call, index + 1)
         if call is None:
-            return [Difference("llm_call_count", where, f"{len(self.calls)} LLM calls",
-                               f"LLM call #{index + 1}")]
+            return [Difference("llm_call_count", where,
+                               f"at most {len(self.calls)} LLM call(s), as recorded",
+                               f"call #{index + 1}")]
         found: list[Difference] = []
         if self.check_prompts and call.prompt:
             recorded = [str(m.get("type")) for m in call.prompt]

@@ -12,6 +12,7 @@ Example (a recorded production failure as a regression test)::
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -152,7 +153,8 @@ class Replay:
         """Invoke ``graph`` with the recorded input (or ``inputs``) and the recording handler,
         then compare with the recording. Returns the result with the exception the run raised,
         if any (it is not re-raised); raises :class:`ReplayDivergence` when ``check`` and
-        anything differs, including how the run ended."""
+        anything differs, including how the run ended. With ``check=False`` a divergence the
+        replay model or tools hit is returned as ``result.error`` instead."""
         merged: RunnableConfig = RunnableConfig(**(config or {}))
         callbacks = merged.get("callbacks")
         merged["callbacks"] = [*(callbacks if isinstance(callbacks, list) else []),
@@ -163,7 +165,9 @@ class Replay:
             output = graph.invoke(self.inputs if inputs is None else inputs,
                                   config=merged)
         except ReplayDivergence:
-            raise
+            if check:
+                raise
+            error = sys.exc_info()[1]
         except Exception as exc:
             error = exc
         result = ReplayResult(output, error, self.recorded_events())
