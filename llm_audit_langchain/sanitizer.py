@@ -68,10 +68,12 @@ BUILTIN_SENSITIVE_KEYS: tuple[str, ...] = (
 _KEY_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential")
 _LINE_VALUE_KEYS = ("authorization", "cookie")  # header-like: the value runs to end of line
 _HASH_HEX = 12  # 48 bits of HMAC-SHA256: correlation without practical collisions
-_CACHE_MIN_CHARS = 48  # shorter strings are cheaper to redact than to look up
 _CACHE_MAX_CHARS = 1_000_000  # total characters kept by the per-instance result cache
 _TRUNC_SLACK = 4_096  # redact a little past the cut so a secret straddling it is still found
 _MAX_PASSES = 3
+_SHORT = 64
+# Every built-in detector's match holds a digit, '@', ':', '=', '[' or a 16-character token run.
+_SHORT_SUSPECT = re.compile(r"[0-9@:=\[]|[A-Za-z0-9_\-.+/]{16}")
 
 _IN_TEXT_MARKER = re.compile(
     r"\[(?:REDACTED_[A-Z0-9_]+(?::[0-9a-f]{8,64})?|TRUNCATED: [0-9]+ chars)\]"
@@ -773,10 +775,8 @@ class Sanitizer:
 
     def _redacted(self, text: str) -> str:
         size = len(text)
-        if size < 20 and (size < 6 or text.isalpha()) and self._builtin_only:
-            return text  # too short, or letters only: no built-in detector can match
-        if size < _CACHE_MIN_CHARS:
-            return self._redact_uncached(text)
+        if size < _SHORT and self._builtin_only and not _SHORT_SUSPECT.search(text):
+            return text  # every built-in match holds one of these; a regex call is all it costs
         with self._lock:
             hit = self._cache.get(text)
             if hit is not None:
