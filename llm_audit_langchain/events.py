@@ -41,6 +41,7 @@ class AuditEventType(StrEnum):
     LLM_INVOKE = "llm.invoke"
     LLM_ERROR = "llm.error"
     LLM_HALLUCINATION_DETECTED = "llm.hallucination_detected"
+    LLM_GUARDRAIL = "llm.guardrail"
     TOOL_SELECTION = "tool.selection"
     TOOL_CALL = "tool.call"
     TOOL_RESULT = "tool.result"

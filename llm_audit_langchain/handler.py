@@ -34,6 +34,7 @@ from langchain_core.runnables.config import var_child_runnable_config
 from .config import AuditConfig
 from .context import TraceContext, malformed_traceparent_count, new_event_id, new_span_id
 from .context import new_trace_id as _new_trace_id
+from .decisions import DecisionTracker
 from .events import AuditEvent, AuditEventType, ErrorDetail, Status
 from .exporters.base import Exporter
 from .pipeline import Pipeline, Processor
@@ -152,6 +153,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._enabled = self.config.enabled
         self._runs = RunTracker(self.config.run_ttl_s, self.config.max_runs)
         self._tool_calls: dict[str, str] = {}  # tool_call_id -> span id of the LLM that chose it
+        self._decisions = DecisionTracker()
+        self._closed: dict[UUID, None] = {}  # recently closed runs, to spot duplicate callbacks
+        self._duplicates = 0
         self._counts_lock = threading.Lock()
         self._internal_errors = 0
         self._evicted = 0
@@ -181,6 +185,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             active_runs=len(self._runs),
             evicted_runs=self._evicted,
             orphan_ends=self._orphan_ends,
+            duplicate_callbacks=self._duplicates,
             internal_errors=self._internal_errors,
             malformed_traceparent=malformed_traceparent_count(),
         )
@@ -314,6 +319,15 @@ class AuditCallbackHandler(BaseCallbackHandler):
     @_never_raises
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._close(run_id, "chain", kwargs)
+        if run is None:
+            return
+        if run.is_node:
+            self._decisions.on_success(run)
+            goto = getattr(outputs, "goto", None)  # a node returning Command(goto=...)
+            if goto:
+                data = {"from_node": run.agent, "destination": _route_destination(goto),
+                        "via": "command", **self._graph_info(run)}
+                self._emit(self._point_event(run, E.AGENT_ROUTE, "ok", run.name, data))
         destination = self._route_of(run, outputs)
         if destination is not None:
             data = {"from_node": run.agent, "destination": destination, **self._graph_info(run)}
@@ -327,6 +341,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
     @_never_raises
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._close(run_id, "llm", kwargs)
+        if run is None:
+            return
         first = response.generations[0] if response.generations else None
         generation = first[0] if first else None
         message = getattr(generation, "message", None)
@@ -349,17 +365,27 @@ class AuditCallbackHandler(BaseCallbackHandler):
         cache_hit = isinstance(message, BaseMessage) and is_cache_hit(message, run.run_id)
         if cache_hit:
             data["cache_hit"] = True
-        self._emit(self._span_event(run, E.LLM_INVOKE, "ok", data))
+        llm_event = self._span_event(run, E.LLM_INVOKE, "ok", data)
+        self._emit(llm_event)
         if cache_hit:
             self._emit(self._point_event(run, E.CACHE_HIT, "ok", run.name,
                                          {"message_id": getattr(message, "id", None)}))
         tool_calls = getattr(message, "tool_calls", None)
         if tool_calls:
             self._emit_tool_selection(run, offered, tool_calls)
+        if "langgraph_node" in run.metadata:  # the model decides whether the agent loop goes on
+            decision = {"decision": "call_tools" if tool_calls else "respond",
+                        "tools": [c.get("name") for c in tool_calls or ()],
+                        **self._graph_info(run)}
+            self._emit(self._point_event(run, E.AGENT_DECISION, "ok", run.name, decision))
+        efficiency = {"chars_by_role": _chars_by_role(run.inputs), "_raw": {"llm": llm_event}}
+        self._emit(self._point_event(run, E.PROMPT_EFFICIENCY, "ok", run.name, efficiency))
 
     @_never_raises
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._close(run_id, "tool", kwargs)
+        if run is None:
+            return
         failed = getattr(output, "status", None) == "error"  # a ToolMessage reporting failure
         data = {"input": run.inputs, "output": output, **self._tool_info(run),
                 **self._graph_info(run)}
@@ -369,6 +395,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
     @_never_raises
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._close(run_id, "retriever", kwargs)
+        if run is None:
+            return
         data = {"query": run.inputs, "documents": documents, "count": len(documents or ()),
                 **self._graph_info(run)}
         self._emit(self._span_event(run, E.RETRIEVER_END, "ok", data))
@@ -457,11 +485,29 @@ class AuditCallbackHandler(BaseCallbackHandler):
         evicted = self._runs.open(run)
         if evicted is not None:
             self._emit_timeout(evicted, "evicted: too many open runs")
+        decision = self._decisions.on_start(run, parent)
+        if decision is not None:
+            status: Status = "retry" if decision.event_type is E.AGENT_RETRY else "ok"
+            self._emit(self._point_event(run, decision.event_type, status, run.name,
+                                         {**decision.data, **self._graph_info(run)},
+                                         decision.error()))
         return run
 
-    def _close(self, run_id: UUID, kind: str, kwargs: dict[str, Any]) -> Run:
+    def _close(self, run_id: UUID, kind: str, kwargs: dict[str, Any]) -> Run | None:
+        """The run's start record; a stand-in if its start was never seen; None when this is a
+        second end/error callback for a run already closed (ChatBedrock sends errors twice)."""
         run = self._runs.close(run_id)
-        return run if run is not None else self._orphan(run_id, kind, kwargs)
+        if run is None:
+            if run_id in self._closed:
+                with self._counts_lock:
+                    self._duplicates += 1
+                return None
+            run = self._orphan(run_id, kind, kwargs)
+        self._closed[run_id] = None
+        if len(self._closed) > 4096:
+            self._closed.pop(next(iter(self._closed)), None)
+        self._decisions.on_parent_end(run_id)
+        return run
 
     def _orphan(self, run_id: UUID, kind: str, kwargs: dict[str, Any]) -> Run:
         """A stand-in for a run whose start we never saw: the end still becomes an event."""
@@ -479,7 +525,12 @@ class AuditCallbackHandler(BaseCallbackHandler):
         return run
 
     def _fail(self, run_id: UUID, kind: str, error: BaseException, kwargs: dict[str, Any]) -> None:
+        if kind == "llm" and kwargs.get("reason") == "GUARDRAIL_INTERVENED":
+            self._guardrail(run_id, error, kwargs)  # the run goes on to on_llm_end
+            return
         run = self._close(run_id, kind, kwargs)
+        if run is None:
+            return
         flow = _control_flow_kind(error)
         if flow == "interrupt":
             data = {"interrupts": error.args[0] if error.args else None, **self._graph_info(run)}
@@ -495,8 +546,16 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if kind == "llm":
             data["messages"] = run.inputs
             data["_raw"] = {"metadata": run.metadata, "run_id": run.run_id}
-        self._emit(self._span_event(run, _ERROR_KIND[kind], "error", data,
-                                    self._error_detail(error, run)))
+        detail = self._error_detail(error, run)
+        self._decisions.on_failure(run, error, detail.type)
+        self._emit(self._span_event(run, _ERROR_KIND[kind], "error", data, detail))
+
+    def _guardrail(self, run_id: UUID, error: BaseException, kwargs: dict[str, Any]) -> None:
+        run = self._runs.get(run_id) or self._orphan(run_id, "llm", kwargs)
+        data = {"reason": kwargs.get("reason"), **self._graph_info(run)}
+        self._emit(self._point_event(run, E.LLM_GUARDRAIL, "ok", run.name, data,
+                                     ErrorDetail(type=_qualified_name(type(error)),
+                                                 message=str(error))))
 
     def _error_detail(self, error: BaseException, run: Run) -> ErrorDetail:
         last_error, last_tb = self._last_error
@@ -607,6 +666,25 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if first:
             logger.warning("audit handler error in %s (the run is unaffected; further ones "
                            "are only counted)", where, exc_info=exc)
+
+
+def _chars_by_role(prompt: Any) -> dict[str, int]:
+    """Characters of prompt text per message role (``prompt`` for plain string prompts)."""
+    counts: dict[str, int] = {}
+    for message in prompt if isinstance(prompt, list) else ():
+        if isinstance(message, list):  # several prompts in one call: count them all
+            for role, n in _chars_by_role(message).items():
+                counts[role] = counts.get(role, 0) + n
+            continue
+        role = getattr(message, "type", "prompt")
+        content = getattr(message, "content", message)
+        if isinstance(content, str):
+            size = len(content)
+        else:  # content blocks
+            size = sum(len(b.get("text", "")) if isinstance(b, dict) else len(str(b))
+                       for b in content or ())
+        counts[role] = counts.get(role, 0) + size
+    return counts
 
 
 def _serialized_name(serialized: dict[str, Any] | None) -> str | None:

@@ -21,6 +21,7 @@ time are priced by genai-prices on every call (slower, still local). Thread-safe
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -418,3 +419,17 @@ def calculate_cost(
     except (ArithmeticError, LookupError, ValueError) as error:  # genai-prices rejected usage
         _book.warn_once(f"calc:{model_id}", "Cannot price %r: %s", model_id, error)
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def context_window(model_id: str | None, provider: str | None = None) -> int | None:
+    """The model's context window in tokens when genai-prices knows it, else None."""
+    if not model_id:
+        return None
+    for ref, prov in _genai_candidates(model_id, provider):
+        try:
+            found = _calc(Usage(input_tokens=1, output_tokens=0), ref, prov).model.context_window
+        except LookupError:
+            continue
+        return int(found) if found else None
+    return None

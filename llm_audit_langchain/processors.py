@@ -57,6 +57,42 @@ def price_llm_call(event: AuditEvent) -> AuditEvent:
     return event
 
 
+def measure_prompt_efficiency(event: AuditEvent) -> AuditEvent:
+    """Fill a ``prompt.efficiency`` event from its LLM call (already enriched: FIFO order):
+    prompt tokens by role (the reported input tokens split by each role's share of the prompt
+    characters), system-prompt share, cache-read share, output/input ratio, context-window use."""
+    if event.event_type is not AuditEventType.PROMPT_EFFICIENCY:
+        return event
+    from .pricing import context_window
+
+    llm = (event.data.get("_raw") or {}).get("llm")
+    chars: dict[str, int] = event.data.pop("chars_by_role", {})
+    if not isinstance(llm, AuditEvent):
+        return event
+    tokens_in, tokens_out = llm.tokens_input, llm.tokens_output
+    total_chars = sum(chars.values())
+    usage = llm.data.get("usage") or {}
+    cache_read = usage.get("cache_read_tokens") if isinstance(usage, dict) else None
+    window = context_window(llm.model, llm.data.get("provider"))
+    by_role = ({role: round(tokens_in * n / total_chars) for role, n in chars.items()}
+               if tokens_in is not None and total_chars else None)
+    event.model = llm.model
+    event.data.update(
+        llm_span_id=llm.span_id,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        prompt_tokens_by_role=by_role,
+        split_method="char_share",
+        system_share=round(chars.get("system", 0) / total_chars, 4) if total_chars else None,
+        cache_read_share=round(cache_read / tokens_in, 4) if cache_read and tokens_in else 0.0,
+        output_input_ratio=round(tokens_out / tokens_in, 4) if tokens_in and tokens_out is not None
+        else None,
+        context_window=window,
+        context_window_use=round(tokens_in / window, 6) if window and tokens_in else None,
+    )
+    return event
+
+
 @cache
 def environment() -> dict[str, Any]:
     """Python, platform and package versions: what a replay of a failure needs to know."""
@@ -82,7 +118,7 @@ def add_environment(event: AuditEvent) -> AuditEvent:
 
 def default_processors(config: AuditConfig) -> list[Processor]:
     """The enrichers that are on by default."""
-    return [price_llm_call, add_environment]
+    return [price_llm_call, measure_prompt_efficiency, add_environment]
 
 
 # ``data`` keys whose values this package computes itself from code, never from user input:
@@ -92,7 +128,10 @@ TRUSTED_DATA_KEYS = frozenset({
     "langgraph", "usage", "provider", "streamed", "chunks", "time_to_first_token_ms",
     "tools_offered", "offered", "trace_root", "upstream_sampled", "start_unknown",
     "tool_call_id", "selected_by_span_id", "from_node", "destination", "cache_hit", "count",
-    "attempt", "source", "sampling", "control_flow",
+    "attempt", "source", "sampling", "control_flow", "decision", "tools", "via", "failed_span_id",
+    "primary", "backup", "llm_span_id", "input_tokens", "output_tokens", "prompt_tokens_by_role",
+    "split_method", "system_share", "cache_read_share", "output_input_ratio", "context_window",
+    "context_window_use", "reason",
 })
 
 

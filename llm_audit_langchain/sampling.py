@@ -150,7 +150,8 @@ class TraceState:
     opened: float = field(default_factory=time.monotonic)
 
 
-_KEEP_TYPES = {AuditEventType.AGENT_RETRY: "retry", AuditEventType.AGENT_FALLBACK: "fallback"}
+_KEEP_TYPES = {AuditEventType.AGENT_RETRY: "retry", AuditEventType.AGENT_FALLBACK: "fallback",
+               AuditEventType.LLM_GUARDRAIL: "guardrail"}
 
 
 class TailSampler:

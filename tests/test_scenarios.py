@@ -37,7 +37,7 @@ def assert_weather_trace(events: list[AuditEvent], result: dict[str, Any], city:
     assert root.action == "LangGraph" and root.status == "ok" and root.parent_span_id is None
     counts = type_counts(events)
     assert counts == {"chain.end": 4, "llm.invoke": 2, "tool.selection": 1, "tool.result": 1,
-                      "agent.route": 2}
+                      "agent.route": 2, "agent.decision": 2, "prompt.efficiency": 2}
     llm_events = sorted((e for e in events if e.event_type == "llm.invoke"),
                         key=lambda e: e.timestamp)
     answers = [m for m in result["messages"] if isinstance(m, AIMessage)]
@@ -53,6 +53,16 @@ def assert_weather_trace(events: list[AuditEvent], result: dict[str, Any], city:
     assert tool_run.data["selected_by_span_id"] == selection.span_id == llm_events[0].span_id
     assert tool_run.data["input"] == {"city": city}
     assert city in str(tool_run.data["output"])
+    decisions = sorted((e for e in events if e.event_type == "agent.decision"),
+                       key=lambda e: e.timestamp)
+    assert [(d.data["decision"], d.data["tools"]) for d in decisions] == [
+        ("call_tools", ["get_weather"]), ("respond", [])]
+    assert [d.span_id for d in decisions] == [e.span_id for e in llm_events]
+    efficiency = sorted((e for e in events if e.event_type == "prompt.efficiency"),
+                        key=lambda e: e.timestamp)
+    assert [e.data["input_tokens"] for e in efficiency] == [e.tokens_input for e in llm_events]
+    assert all(sum(e.data["prompt_tokens_by_role"].values()) in
+               range(e.data["input_tokens"] - 2, e.data["input_tokens"] + 3) for e in efficiency)
     routes = [e.data["destination"] for e in sorted(
         (e for e in events if e.event_type == "agent.route"), key=lambda e: e.timestamp)]
     assert routes == ["tools", "__end__"]
