@@ -41,15 +41,12 @@ from enum import Enum
 from functools import lru_cache
 from itertools import groupby
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel
-
-if TYPE_CHECKING:
-    from .events import AuditEvent
 
 __all__ = ["BUILTIN_SENSITIVE_KEYS", "CaptureMode", "Sanitizer", "sanitize"]
 
@@ -743,25 +740,6 @@ class Sanitizer:
             return self._string(str(text))
         except Exception as exc:
             return self._failed(text, exc)
-
-    def sanitize_event(self, event: AuditEvent) -> AuditEvent:
-        """A copy of ``event`` with ``data`` and the error's message, traceback and input
-        snapshot sanitized. Ids, names, timings, tokens and the error's environment (model id,
-        package versions) are kept as they are."""
-        data = self(event.data)
-        update: dict[str, Any] = {"data": data if isinstance(data, dict) else {"data": data}}
-        if event.error is not None:
-            error = event.error
-            update["error"] = error.model_copy(
-                update={
-                    "message": self.sanitize_text(error.message),
-                    "traceback": None
-                    if error.traceback is None
-                    else self.sanitize_text(error.traceback),
-                    "input_snapshot": self(error.input_snapshot),
-                }
-            )
-        return event.model_copy(update=update)
 
     # ----------------------------------------------------------------- text
 
