@@ -267,7 +267,7 @@ def test_rebuild_exception_stands_in_for_classes_it_cannot_load() -> None:
     assert type(exc).__name__ == "ReadTimeoutError"
     assert type(exc).__module__ == "botocore.exceptions"
     assert repr(exc) == "ReadTimeoutError('Read timeout on endpoint')"
-    assert exc.recorded_type == "botocore.exceptions.ReadTimeoutError"  # type: ignore[attr-defined]
+    assert exc.recorded_type == "botocore.exceptions.ReadTimeoutError"
     not_an_exception = rebuild_exception(ErrorDetail(type="print", message="x"))
     assert isinstance(not_an_exception, ReplayedToolError)
 
