@@ -135,7 +135,7 @@ class AuditMetrics:
         meter = self.provider.get_meter(SCOPE_NAME, _package_version())
         counter, histogram = meter.create_counter, meter.create_histogram
         self.requests_total = counter("requests_total", "1", "HTTP requests (request.end)")
-        self.agent_runs_total = counter("agent_runs_total", "1", "Root runs outside requests")
+        self.agent_runs_total = counter("agent_runs_total", "1", "Outermost LangChain runs")
         self.llm_calls_total = counter("llm_calls_total", "1", "LLM calls, failed ones included")
         self.tool_calls_total = counter("tool_calls_total", "1", "Tool calls, failed included")
         self.errors_total = counter("errors_total", "1", "Events with status error or timeout")
@@ -164,7 +164,8 @@ class AuditMetrics:
         kind, status = event.event_type, event.status
         if kind is E.REQUEST_END:
             self._request(event)
-        elif event.data.get("trace_root") and event.start_time is not None:
+        elif event.start_time is not None and (event.data.get("run_root")
+                                               or event.data.get("trace_root")):
             attributes = {"llm_audit.action": event.action, "llm_audit.status": status}
             self.agent_runs_total.add(1, attributes)
             self._record(self.agent_run_latency, event.latency_ms, {"llm_audit.action":

@@ -97,8 +97,8 @@ def _put(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:
 
 
 def operation_name(event: AuditEvent) -> str | None:
-    """``gen_ai.operation.name``: chat, execute_tool, retrieval, invoke_agent (the root run of
-    a trace), or None for plain chain steps and requests."""
+    """``gen_ai.operation.name``: chat, execute_tool, retrieval, invoke_agent (the outermost
+    LangChain run), or None for plain chain steps and requests."""
     kind = event.event_type
     if kind in _LLM:
         return "chat"
@@ -108,8 +108,9 @@ def operation_name(event: AuditEvent) -> str | None:
         return "retrieval"
     if kind in _REQUEST:
         return None
-    if event.start_time is not None and event.data.get("trace_root"):
-        return "invoke_agent"
+    outermost = event.data.get("run_root") or event.data.get("trace_root")
+    if event.start_time is not None and outermost:
+        return "invoke_agent"  # the outermost LangChain run (run_root: inside a request too)
     return None
 
 
