@@ -12,6 +12,7 @@ from __future__ import annotations
 from .audit import AuditLogExporter, verify
 from .config import AuditConfig
 from .context import TraceContext, current_traceparent
+from .decorators import audit_node, audit_span, emit
 from .errors import AuditError, ConfigError, TraceNotFoundError
 from .events import EVENT_VERSION, AuditEvent, AuditEventType, ErrorDetail
 from .exporters import Exporter, ExportResult, JsonlExporter, MemoryExporter, StdoutExporter
@@ -42,8 +43,11 @@ __all__ = [
     "TraceContext",
     "TraceNotFoundError",
     "__version__",
+    "audit_node",
+    "audit_span",
     "calculate_cost",
     "current_traceparent",
+    "emit",
     "get_default_handler",
     "sanitize",
     "set_default_handler",

@@ -333,7 +333,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
             data = {"from_node": run.agent, "destination": destination, **self._graph_info(run)}
             self._emit(self._span_event(run, E.AGENT_ROUTE, "ok", data))
             return
-        data = {"outputs": outputs, **self._graph_info(run)}
+        data = {**self._graph_info(run)}
+        if run.metadata.get("audit_capture_result") is not False:
+            data["outputs"] = outputs
         if run.extra.get("root"):
             data["inputs"] = run.inputs
         self._emit(self._span_event(run, E.CHAIN_END, "ok", data))
@@ -460,8 +462,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if parent_run_id is None:
             parent_run_id = _context_parent_run_id()
         parent = self._runs.get(parent_run_id)
-        node: str | None = metadata.get("langgraph_node")
-        is_node = kind == "chain" and node == name and any(t.startswith(_GRAPH_STEP) for t in tags)
+        node: str | None = metadata.get("audit_agent") or metadata.get("langgraph_node")
+        is_node = (kind == "chain" and metadata.get("langgraph_node") == name
+                   and any(t.startswith(_GRAPH_STEP) for t in tags))
         parent_span: str | None
         if parent is not None:
             trace_id, parent_span, sampled = parent.trace_id, parent.span_id, parent.sampled

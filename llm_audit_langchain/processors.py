@@ -148,7 +148,7 @@ def _is_plain(value: Any) -> bool:
 
 def event_sanitizer(sanitizer: Sanitizer) -> Processor:
     """Sanitize everything in an event a user could have put there: data, error message,
-    traceback, input snapshot, environment. Returns the same event, sanitized in place."""
+    traceback, input snapshot. Returns the same event, sanitized in place."""
 
     def sanitize_data(data: dict[str, Any]) -> dict[str, Any]:
         clean: dict[str, Any] = {}
@@ -159,7 +159,8 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
             else:
                 untrusted[key] = value
         if untrusted:
-            clean.update(sanitizer(untrusted))
+            result = sanitizer(untrusted)
+            clean.update(result if isinstance(result, dict) else {"unsanitizable": result})
         return clean
 
     def sanitize_event(event: AuditEvent) -> AuditEvent:
@@ -170,7 +171,7 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
             if error.traceback is not None:
                 error.traceback = sanitizer.sanitize_text(error.traceback)
             error.input_snapshot = sanitizer(error.input_snapshot)
-            error.environment = sanitizer(error.environment)
+            # error.environment is ours (versions, platform, model id): nothing a user typed
         return event
 
     return sanitize_event
