@@ -56,9 +56,9 @@ _INSTALL_HINT = ("llm-audit stats needs DuckDB: pip install 'llm-audit-langchain
                  "(or pip install duckdb)")
 
 _LOAD_LINES = """
-CREATE TEMP TABLE lines AS
+CREATE TEMP VIEW lines AS
 SELECT j FROM read_csv(?, columns={'j': 'VARCHAR'}, delim=chr(31), quote='', escape='',
-                       header=false, auto_detect=false, max_line_size=1073741824)
+                       header=false, auto_detect=false, max_line_size=67108864)
 """
 
 _EVENTS = """
@@ -147,6 +147,11 @@ GROUP BY key ORDER BY cost_usd DESC NULLS LAST, key
 """
 
 
+def _sql_list(values: list[str]) -> str:
+    """A SQL list literal (a view cannot take prepared parameters)."""
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
 def _duckdb() -> Any:
     try:
         import duckdb
@@ -182,8 +187,9 @@ def stats(path: str | os.PathLike[str], *, success_rate: float | None = None) ->
     duckdb = _duckdb()
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # the CLI reports progress itself
         if files:
-            con.execute(_LOAD_LINES, [files])
+            con.execute(_LOAD_LINES.replace("?", _sql_list(files), 1))
         else:
             con.execute("CREATE TEMP TABLE lines (j VARCHAR)")
         con.execute(_EVENTS)

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -124,6 +125,9 @@ def _event_line(event: AuditEvent) -> str:
     return "  ".join(parts)
 
 
+_BLOCK = 1 << 20
+
+
 class _Follower:
     """Reads complete new lines from a directory's JSONL files, remembering offsets."""
 
@@ -142,20 +146,26 @@ class _Follower:
                 continue
             offset = self.offsets.get(path, 0)
             if size < offset:  # truncated or replaced: start over
-                offset, self.partial[path] = 0, b""
+                offset, self.partial[path], self.numbers[path] = 0, b"", 0
             if size == offset:
                 continue
             with open(path, "rb") as handle:
                 handle.seek(offset)
-                chunk = handle.read(size - offset)
-            self.offsets[path] = offset + len(chunk)
-            data = self.partial.pop(path, b"") + chunk
-            *complete, rest = data.split(b"\n")
-            if rest:
-                self.partial[path] = rest  # a line still being written
-            for raw in complete:
-                self.numbers[path] = self.numbers.get(path, 0) + 1
-                yield path, self.numbers[path], raw
+                while offset < size:  # in blocks: a big backlog never sits in memory whole
+                    chunk = handle.read(min(_BLOCK, size - offset))
+                    if not chunk:
+                        break
+                    offset += len(chunk)
+                    self.offsets[path] = offset
+                    yield from self._lines(path, chunk)
+
+    def _lines(self, path: Path, chunk: bytes) -> Iterator[tuple[Path, int, bytes]]:
+        *complete, rest = (self.partial.pop(path, b"") + chunk).split(b"\n")
+        if rest:
+            self.partial[path] = rest  # a line still being written
+        for raw in complete:
+            self.numbers[path] = self.numbers.get(path, 0) + 1
+            yield path, self.numbers[path], raw
 
 
 def _parse_line(path: Path, number: int, raw: bytes, stats: ScanStats) -> AuditEvent | None:
@@ -201,9 +211,15 @@ def _tail(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(_event_line(event) + "\n")
 
-    backlog = [e for e in (_parse_line(p, n, raw, stats) for p, n, raw in follower.read_new())
-               if e is not None and _matches(e, args)]
-    for event in backlog if args.once else backlog[-args.lines:] if args.lines else []:
+    backlog: deque[AuditEvent] = deque(maxlen=None if args.once else max(args.lines, 0))
+    for path, number, raw in follower.read_new():
+        event = _parse_line(path, number, raw, stats)
+        if event is not None and _matches(event, args):
+            if args.once:
+                emit(event)  # streamed: --once over big files holds nothing in memory
+            else:
+                backlog.append(event)
+    for event in backlog:
         emit(event)
     sys.stdout.flush()
     if args.once:
