@@ -38,7 +38,8 @@ class Difference:
 
 class ReplayDivergence(AuditError, AssertionError):  # noqa: N818 - the name users know
     """The replayed run diverged from the recorded one. ``differences`` lists every difference
-    found (the first one is where the runs parted); ``str(exc)`` spells them out."""
+    found (those seen live first, then routes, tool calls, counts, outcome); ``str(exc)`` spells
+    them out."""
 
     def __init__(self, differences: Sequence[Difference]) -> None:
         self.differences = list(differences)

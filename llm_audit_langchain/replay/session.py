@@ -180,15 +180,15 @@ class Replay:
     def differences(self, events: Sequence[AuditEvent] | None = None, *,
                     error: BaseException | None = None) -> list[Difference]:
         """Every way the re-run's ``events`` (default: those recorded through :attr:`config`)
-        differ from the recording: LLM call count, tool calls (name and args), routes, outcome.
+        differ from the recording: routes, tool calls (name and args), LLM call count, outcome.
         Differences seen live (by the chat model and tools) come first."""
         events = list(events) if events is not None else self.recorded_events()
         new = build_plan(_latest_trace(events), [e for e in events
                                                  if e.trace_id == _latest_trace(events)])
-        found = list(self.live_divergences)
-        found += _compare_counts(self.plan, new)
-        found += _compare_tool_calls(self.plan, new)
+        found = list(self.live_divergences)  # a decision that changed explains the counts after it
         found += _compare_routes(self.plan, new)
+        found += _compare_tool_calls(self.plan, new)
+        found += _compare_counts(self.plan, new)
         found += _compare_outcome(self.plan, new, error)
         return list({(d.kind, d.where, _key(d.expected), _key(d.actual)): d
                      for d in found}.values())
