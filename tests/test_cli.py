@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -121,21 +123,30 @@ def test_tail_follows_new_events(recorded: dict[str, Any], tmp_path: Path) -> No
     logs = tmp_path / "logs"
     shutil.copytree(recorded["logs"], logs)
     [log] = logs.glob("*.jsonl")
-    first_line = log.read_text().splitlines()[0]
-    follower = subprocess.Popen([LLM_AUDIT, "tail", str(logs), "-n", "0", "--interval", "0.05",
+    existing = log.read_text().splitlines()
+    follower = subprocess.Popen([LLM_AUDIT, "tail", str(logs), "-n", "1", "--interval", "0.05",
                                  "--json"], stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert follower.stdout is not None
+
+    def pump() -> None:
+        for line in follower.stdout or ():
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     try:
-        time.sleep(0.5)
+        # The last existing event comes first: from then on the follower waits for new lines.
+        shown = json.loads(lines.get(timeout=30))
+        assert shown["event_id"] == json.loads(existing[-1])["event_id"]
         with log.open("a") as handle:  # a line written in two parts must come out once, whole
-            handle.write(first_line[:40])
+            handle.write(existing[0][:40])
             handle.flush()
             time.sleep(0.2)
-            handle.write(first_line[40:] + "\n")
-        assert follower.stdout is not None
-        line = follower.stdout.readline()
-        assert json.loads(line)["event_id"] == json.loads(first_line)["event_id"]
+            handle.write(existing[0][40:] + "\n")
+        assert json.loads(lines.get(timeout=30))["event_id"] == json.loads(existing[0])["event_id"]
+        assert lines.empty()
     finally:
-        follower.terminate()
+        follower.kill()
         follower.wait(timeout=10)
 
 

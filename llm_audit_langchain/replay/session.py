@@ -183,8 +183,8 @@ class Replay:
         differ from the recording: routes, tool calls (name and args), LLM call count, outcome.
         Differences seen live (by the chat model and tools) come first."""
         events = list(events) if events is not None else self.recorded_events()
-        new = build_plan(_latest_trace(events), [e for e in events
-                                                 if e.trace_id == _latest_trace(events)])
+        trace_id = _latest_trace(events)
+        new = build_plan(trace_id, [e for e in events if e.trace_id == trace_id])
         found = list(self.live_divergences)  # a decision that changed explains the counts after it
         found += _compare_routes(self.plan, new)
         found += _compare_tool_calls(self.plan, new)
