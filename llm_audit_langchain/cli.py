@@ -274,6 +274,7 @@ def _errors(events: list[AuditEvent]) -> list[AuditEvent]:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from .replay.plan import is_run_root
     from .tree import render_trace, trace_totals
 
     stats = ScanStats()
@@ -287,7 +288,7 @@ def _show(args: argparse.Namespace) -> int:
                      "events": [e.model_dump(mode="json") for e in events],
                      "scan": stats.as_dict()})
         return EXIT_OK
-    root = next((e for e in events if e.data.get("trace_root") and e.is_span), None)
+    root = next((e for e in events if is_run_root(e)), None)
     out = [f"trace {events[0].trace_id}"]
     if root is not None:
         out[0] += f"  {root.status}  {root.latency_ms or 0:.1f} ms  started {root.start_time}"

@@ -117,10 +117,16 @@ def _graph(event: AuditEvent) -> tuple[str | None, int | None]:
     return info.get("node"), step if isinstance(step, int) else None
 
 
+def is_run_root(event: AuditEvent) -> bool:
+    """True for the span of the outermost LangChain run (the graph invoke): ``data.run_root``,
+    or ``data.trace_root`` as written before the handler recorded ``run_root``."""
+    return event.is_span and bool(event.data.get("run_root") or event.data.get("trace_root"))
+
+
 def build_plan(trace_id: str, events: list[AuditEvent]) -> ReplayPlan:
     """The replay plan of one trace's events (any order; they are sorted here)."""
     ordered = in_trace_order(events)
-    root = next((e for e in ordered if e.data.get("trace_root") and e.is_span), None)
+    root = next((e for e in ordered if is_run_root(e)), None)
     plan = ReplayPlan(trace_id, ordered, root, _root_inputs(root))
     for event in ordered:
         node, step = _graph(event)

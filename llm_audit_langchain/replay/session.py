@@ -25,7 +25,7 @@ from ..events import AuditEvent, ErrorDetail
 from .chat_model import ReplayChatModel
 from .divergence import Difference, ReplayDivergence
 from .fixture import PathLike, load_trace
-from .plan import ReplayPlan, build_plan, inputs_from_record
+from .plan import ReplayPlan, build_plan, inputs_from_record, is_run_root
 from .reading import ScanStats
 from .tools import ToolLedger, replay_tool
 
@@ -214,7 +214,7 @@ class Replay:
 
 
 def _latest_trace(events: Sequence[AuditEvent]) -> str:
-    roots = [e for e in events if e.data.get("trace_root") and e.is_span]
+    roots = [e for e in events if is_run_root(e)]
     if roots:
         return max(roots, key=lambda e: e.timestamp).trace_id
     return events[-1].trace_id if events else ""
