@@ -17,6 +17,7 @@ import random
 import re
 import sys
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -85,6 +86,10 @@ class TraceContext:
     span_id: str | None = None
     sampled: bool | None = None
     tracestate: str | None = None
+    local_root: bool = False
+    """True when this process opened the trace's root span itself (e.g. the ASGI middleware's
+    request span): runs inside are then not the trace's root, and the trace is decided when
+    that span ends, not when the first graph run ends."""
     _tokens: list[Token[TraceContext | None]] = field(
         default_factory=list, repr=False, compare=False
     )
@@ -124,7 +129,7 @@ class TraceContext:
 
     def child(self, span_id: str) -> TraceContext:
         """The same trace with ``span_id`` as the current span."""
-        return TraceContext(self.trace_id, span_id, self.sampled, self.tracestate)
+        return TraceContext(self.trace_id, span_id, self.sampled, self.tracestate, self.local_root)
 
     def attach(self) -> Token[TraceContext | None]:
         """Make this context current; pass the token to :meth:`detach`."""
@@ -180,7 +185,24 @@ def _from_opentelemetry() -> TraceContext | None:
         return None
 
 
+_run_context_lookup: list[Callable[[], TraceContext | None]] = []
+
+
+def set_run_context_lookup(lookup: Callable[[], TraceContext | None]) -> None:
+    """Register how to find the LangChain run the caller is inside (the handler does this), so
+    outbound calls made from a tool carry that tool's span as their parent."""
+    _run_context_lookup[:] = [lookup]
+
+
 def current_traceparent() -> str | None:
-    """The ``traceparent`` to send on an outbound call from the current context, if any."""
-    ctx = TraceContext.current()
-    return ctx.to_traceparent() if ctx is not None else None
+    """The ``traceparent`` to send on an outbound call from here: the innermost audited run's
+    span when called inside one (a tool calling another service), else the current context."""
+    for lookup in _run_context_lookup:
+        try:
+            ctx = lookup()
+        except Exception:  # looking up context must never break an outbound call
+            ctx = None
+        if ctx is not None:
+            return ctx.to_traceparent()
+    current = TraceContext.current()
+    return current.to_traceparent() if current is not None else None

@@ -32,7 +32,13 @@ from langchain_core.outputs import LLMResult
 from langchain_core.runnables.config import var_child_runnable_config
 
 from .config import AuditConfig
-from .context import TraceContext, malformed_traceparent_count, new_event_id, new_span_id
+from .context import (
+    TraceContext,
+    malformed_traceparent_count,
+    new_event_id,
+    new_span_id,
+    set_run_context_lookup,
+)
 from .context import new_trace_id as _new_trace_id
 from .decisions import DecisionTracker
 from .events import AuditEvent, AuditEventType, ErrorDetail, Status
@@ -58,6 +64,19 @@ _ERROR_KIND = {"chain": E.CHAIN_ERROR, "llm": E.LLM_ERROR, "tool": E.TOOL_ERROR,
 
 
 _default_handler: weakref.ref[AuditCallbackHandler] | None = None
+_live_handlers: weakref.WeakSet[AuditCallbackHandler] = weakref.WeakSet()
+
+
+def current_run_context() -> TraceContext | None:
+    """The trace context of the innermost audited LangChain run the caller is in, if any."""
+    run_id = _context_parent_run_id()
+    if run_id is None:
+        return None
+    for handler in list(_live_handlers):
+        run = handler._runs.get(run_id)
+        if run is not None:
+            return TraceContext(run.trace_id, run.span_id, run.sampled)
+    return None
 
 
 def get_default_handler() -> AuditCallbackHandler | None:
@@ -164,6 +183,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._last_error: tuple[BaseException | None, str | None] = (None, None)
         self._pipeline = Pipeline.from_config(self.config, exporters, processors, observers)
         set_default_handler(self)
+        _live_handlers.add(self)
         sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))
         self._pipeline.add_periodic(self._evict_expired, sweep_every)
 
@@ -183,6 +203,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         stats = self._pipeline.stats()
         stats.update(
             active_runs=len(self._runs),
+            active_traces=self._runs.open_roots(),
             evicted_runs=self._evicted,
             orphan_ends=self._orphan_ends,
             duplicate_callbacks=self._duplicates,
@@ -364,12 +385,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if run.first_token_perf_ns is not None:
             data["chunks"] = run.chunks
             data["time_to_first_token_ms"] = (run.first_token_perf_ns - run.start_perf_ns) / 1e6
-        cache_hit = isinstance(message, BaseMessage) and is_cache_hit(message, run.run_id)
-        if cache_hit:
+        # Point events first, so they reach exporters no later than the span they belong to.
+        if isinstance(message, BaseMessage) and is_cache_hit(message, run.run_id):
             data["cache_hit"] = True
-        llm_event = self._span_event(run, E.LLM_INVOKE, "ok", data)
-        self._emit(llm_event)
-        if cache_hit:
             self._emit(self._point_event(run, E.CACHE_HIT, "ok", run.name,
                                          {"message_id": getattr(message, "id", None)}))
         tool_calls = getattr(message, "tool_calls", None)
@@ -380,6 +398,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
                         "tools": [c.get("name") for c in tool_calls or ()],
                         **self._graph_info(run)}
             self._emit(self._point_event(run, E.AGENT_DECISION, "ok", run.name, decision))
+        llm_event = self._span_event(run, E.LLM_INVOKE, "ok", data)
+        self._emit(llm_event)
+        # after its LLM event: the worker fills it from that event's usage (FIFO order)
         efficiency = {"chars_by_role": _chars_by_role(run.inputs), "_raw": {"llm": llm_event}}
         self._emit(self._point_event(run, E.PROMPT_EFFICIENCY, "ok", run.name, efficiency))
 
@@ -466,6 +487,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         is_node = (kind == "chain" and metadata.get("langgraph_node") == name
                    and any(t.startswith(_GRAPH_STEP) for t in tags))
         parent_span: str | None
+        ctx: TraceContext | None = None
         if parent is not None:
             trace_id, parent_span, sampled = parent.trace_id, parent.span_id, parent.sampled
             agent = node or parent.agent
@@ -482,9 +504,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
                   time.time_ns(), time.perf_counter_ns(), inputs, tags, metadata,
                   is_node=is_node, sampled=sampled)
         if parent is None:
-            run.extra["root"] = True  # the sampler decides the trace when its root ends
-            if sampled is not None:
-                run.extra["upstream_sampled"] = sampled
+            run.extra["root"] = True
+            if ctx is None or not ctx.local_root:  # the sampler decides when this run ends
+                run.extra["trace_root"] = True
+                if sampled is not None:
+                    run.extra["upstream_sampled"] = sampled
         evicted = self._runs.open(run)
         if evicted is not None:
             self._emit_timeout(evicted, "evicted: too many open runs")
@@ -524,7 +548,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
                   now_ns, now_perf, tags=list(kwargs.get("tags") or []))
         run.extra["start_unknown"] = True
         if parent is None:
-            run.extra["root"] = True
+            run.extra["root"] = run.extra["trace_root"] = True
         return run
 
     def _fail(self, run_id: UUID, kind: str, error: BaseException, kwargs: dict[str, Any]) -> None:
@@ -616,9 +640,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if unknown_start:
             data["start_unknown"] = True
         if extra.get("root"):
-            data["trace_root"] = True
-            if "upstream_sampled" in extra:
-                data["upstream_sampled"] = extra["upstream_sampled"]
+            data["run_root"] = True
+            if extra.get("trace_root"):
+                data["trace_root"] = True
+                if "upstream_sampled" in extra:
+                    data["upstream_sampled"] = extra["upstream_sampled"]
         return AuditEvent(
             event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
             parent_span_id=run.parent_span_id, timestamp=_utc(end_ns),
@@ -723,3 +749,6 @@ def _context_parent_run_id() -> UUID | None:
     callbacks = config.get("callbacks")
     parent = getattr(callbacks, "parent_run_id", None)
     return parent if isinstance(parent, UUID) else None
+
+
+set_run_context_lookup(current_run_context)

@@ -126,7 +126,7 @@ def default_processors(config: AuditConfig) -> list[Processor]:
 # saving; everything else (prompts, outputs, tool args, inputs, thread ids) is sanitized.
 TRUSTED_DATA_KEYS = frozenset({
     "langgraph", "usage", "provider", "streamed", "chunks", "time_to_first_token_ms",
-    "tools_offered", "offered", "trace_root", "upstream_sampled", "start_unknown",
+    "tools_offered", "offered", "trace_root", "run_root", "upstream_sampled", "start_unknown",
     "tool_call_id", "selected_by_span_id", "from_node", "destination", "cache_hit", "count",
     "attempt", "source", "sampling", "control_flow", "decision", "tools", "via", "failed_span_id",
     "primary", "backup", "llm_span_id", "input_tokens", "output_tokens", "prompt_tokens_by_role",

@@ -67,6 +67,10 @@ class RunTracker:
         """Stop tracking and return the run, or None when its start was not seen."""
         return self._runs.pop(run_id, None)
 
+    def open_roots(self) -> int:
+        """Open runs that started a trace here (a measure of traces in flight)."""
+        return sum(1 for run in self._runs.copy().values() if run.extra.get("root"))
+
     def expired(self, now_perf_ns: int | None = None) -> list[Run]:
         """Remove and return the runs open for longer than the TTL."""
         now = time.perf_counter_ns() if now_perf_ns is None else now_perf_ns

@@ -163,8 +163,6 @@ def test_outbound_traceparent_inside_a_tool_carries_the_run_trace(
     assert header is not None and header.split("-")[1] == UPSTREAM_TRACE
 
 
-@pytest.mark.xfail(strict=True, reason="current_traceparent() cannot see the current run's span: "
-                   "it gives the request span (needs the handler lookup in docs/opentelemetry.md)")
 def test_outbound_traceparent_inside_a_tool_names_the_tool_span(
     audit: tuple[AuditCallbackHandler, MemoryExporter],
 ) -> None:
@@ -176,9 +174,6 @@ def test_outbound_traceparent_inside_a_tool_names_the_tool_span(
     assert outbound[0] is not None and outbound[0].split("-")[2] == tool_span.span_id
 
 
-@pytest.mark.xfail(not _HAS_LOCAL_ROOT, strict=True,
-                   reason="the graph root is also marked trace_root, so the trace is decided "
-                          "when the graph ends, before request.end (TraceContext.local_root)")
 def test_request_trace_is_sampled_whole_on_request_end() -> None:
     memory = MemoryExporter()
     policy = SamplingPolicy(success_rate=0.0, error_rate=1.0)
