@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-TEST_EXTRAS := test,aws
+TEST_EXTRAS := test
 
 .PHONY: demo test lint typecheck bench clean
 

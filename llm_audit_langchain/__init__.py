@@ -18,6 +18,7 @@ from .events import EVENT_VERSION, AuditEvent, AuditEventType, ErrorDetail
 from .exporters import Exporter, ExportResult, JsonlExporter, MemoryExporter, StdoutExporter
 from .handler import AuditCallbackHandler, get_default_handler, set_default_handler
 from .pricing import calculate_cost
+from .replay import ReplayFixture, replay_trace
 from .sampling import SamplingPolicy
 from .sanitizer import Sanitizer, sanitize
 
@@ -37,6 +38,7 @@ __all__ = [
     "Exporter",
     "JsonlExporter",
     "MemoryExporter",
+    "ReplayFixture",
     "SamplingPolicy",
     "Sanitizer",
     "StdoutExporter",
@@ -49,6 +51,7 @@ __all__ = [
     "current_traceparent",
     "emit",
     "get_default_handler",
+    "replay_trace",
     "sanitize",
     "set_default_handler",
     "verify",

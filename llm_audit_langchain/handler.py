@@ -359,6 +359,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             data["outputs"] = outputs
         if run.extra.get("root"):
             data["inputs"] = run.inputs
+            self._add_user_metadata(run, data)
         self._emit(self._span_event(run, E.CHAIN_END, "ok", data))
 
     @_never_raises
@@ -568,7 +569,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
             self._emit(self._span_event(run, _END_KIND[kind], "ok", data))
             return
         data = {**self._graph_info(run)}
+        if run.extra.get("root"):
+            data["inputs"] = run.inputs
+            self._add_user_metadata(run, data)
         if kind == "tool":
+            data["input"] = run.inputs
             data.update(self._tool_info(run))
         if kind == "llm":
             data["messages"] = run.inputs
@@ -669,6 +674,16 @@ class AuditCallbackHandler(BaseCallbackHandler):
             event_type=event_type, agent=run.agent, action=action, status=status,
             run_id=str(run.run_id), data=data, error=error,
         )
+
+    @staticmethod
+    def _add_user_metadata(run: Run, data: dict[str, Any]) -> None:
+        """The caller's own ``config["metadata"]`` (user_id, tenant...) on the root event, without
+        LangChain's and LangGraph's bookkeeping keys. Sanitized like any user data."""
+        user = {k: v for k, v in run.metadata.items()
+                if not k.startswith(("langgraph_", "ls_", "checkpoint_", "audit_"))
+                and k not in ("thread_id", "__pregel_task_id")}
+        if user:
+            data["metadata"] = user
 
     @staticmethod
     def _graph_info(run: Run) -> dict[str, Any]:

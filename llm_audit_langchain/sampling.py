@@ -133,6 +133,14 @@ class SamplingPolicy:
             return upstream, "upstream"
         return trace_fraction(trace.trace_id) < self.success_rate, "rate"
 
+    def keep_rate(self, reason: str) -> float:
+        """The probability with which a trace kept for ``reason`` was kept."""
+        if reason == "rate":
+            return self.success_rate
+        if reason == "error":
+            return self.error_rate
+        return 1.0
+
     def sampler(self) -> TailSampler:
         """A fresh per-trace buffer applying this policy (one per pipeline)."""
         return TailSampler(self)
@@ -232,8 +240,8 @@ class TailSampler:
         self._remember(trace.trace_id, keep)
         if not keep:
             return [], len(trace.events)
-        if root is not None:
-            root.data["sampling"] = {"reason": reason}
+        if root is not None:  # rate: the keep probability, so analytics can weight by 1/rate
+            root.data["sampling"] = {"reason": reason, "rate": self.policy.keep_rate(reason)}
         return trace.events, 0
 
     def _decide_oldest_early(self) -> tuple[list[AuditEvent], int]:
