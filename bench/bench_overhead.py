@@ -11,8 +11,10 @@ Modes, interleaved round by round so machine noise hits them alike:
   default    everything on by default: enrich, sanitize, sampling, JSONL export to a temp dir
 
 Each measurement includes the final ``flush()``, so worker-thread work is paid inside the timing
-(on 2 cores the worker competes with the agent for the GIL). Reported: median overhead per run
-in ms against ``bare``, and the ratio to ``bare``. Not a test: no assertion, just numbers.
+(on 2 cores the worker competes with the agent for the GIL). Reported per run: wall time and
+process CPU time (all threads, so the worker's work counts; far less noisy than wall time on a
+shared machine), their medians over rounds, the overhead against ``bare`` measured in the same
+round, and the CPU ratio to ``bare``. Not a test: no assertion, just numbers.
 """
 
 from __future__ import annotations
@@ -64,40 +66,45 @@ def make_modes(log_dir: str) -> dict[str, Callable[[], list[Any]]]:
     }
 
 
-def time_sync(graph: Any, callbacks: list[Any], runs: int) -> float:
-    config = {"callbacks": callbacks}
-    start = time.perf_counter()
-    for _ in range(runs):
-        graph.invoke(INPUT, config=config)
+Timing = tuple[float, float]  # (wall seconds, process CPU seconds) per run
+
+
+def flush_all(callbacks: list[Any]) -> None:
     for cb in callbacks:
         if isinstance(cb, AuditCallbackHandler):
             cb.flush(timeout=60)
-    return (time.perf_counter() - start) / runs
 
 
-def time_async(graph: Any, callbacks: list[Any], runs: int, concurrency: int = 10) -> float:
+def time_sync(graph: Any, callbacks: list[Any], runs: int) -> Timing:
+    config = {"callbacks": callbacks}
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(runs):
+        graph.invoke(INPUT, config=config)
+    flush_all(callbacks)
+    return (time.perf_counter() - start) / runs, (time.process_time() - cpu) / runs
+
+
+def time_async(graph: Any, callbacks: list[Any], runs: int, concurrency: int = 10) -> Timing:
     config = {"callbacks": callbacks}
 
-    async def main() -> None:
+    async def rounds() -> None:
         for _ in range(runs // concurrency):
             await asyncio.gather(*(graph.ainvoke(INPUT, config=config)
                                    for _ in range(concurrency)))
 
-    start = time.perf_counter()
-    asyncio.run(main())
-    for cb in callbacks:
-        if isinstance(cb, AuditCallbackHandler):
-            cb.flush(timeout=60)
-    return (time.perf_counter() - start) / runs
+    start, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(rounds())
+    flush_all(callbacks)
+    return (time.perf_counter() - start) / runs, (time.process_time() - cpu) / runs
 
 
-def measure(kind: str, runs: int, rounds: int, log_dir: str) -> dict[str, list[float]]:
+def measure(kind: str, runs: int, rounds: int, log_dir: str) -> dict[str, list[Timing]]:
     modes = make_modes(log_dir)
     timer = time_sync if kind == "sync" else time_async
     graph = weather_agent()
     for callbacks in (m() for m in modes.values()):  # warm up every path once
         timer(graph, callbacks, 20)
-    samples: dict[str, list[float]] = {name: [] for name in modes}
+    samples: dict[str, list[Timing]] = {name: [] for name in modes}
     for _ in range(rounds):
         for name, make in modes.items():
             callbacks = make()
@@ -108,16 +115,20 @@ def measure(kind: str, runs: int, rounds: int, log_dir: str) -> dict[str, list[f
     return samples
 
 
-def report(kind: str, samples: dict[str, list[float]]) -> None:
-    bare = statistics.median(samples["bare"])
-    print(f"\n{kind}: bare run {bare * 1e3:.2f} ms (median of {len(samples['bare'])} rounds)")
-    print(f"| {'mode':<10} | {'per run (ms)':>12} | {'overhead (ms)':>13} | {'ratio':>6} |")
-    print(f"|{'-' * 12}|{'-' * 14}:|{'-' * 15}:|{'-' * 7}:|")
+def report(kind: str, samples: dict[str, list[Timing]]) -> None:
+    bare_wall = statistics.median(w for w, _ in samples["bare"])
+    bare_cpu = statistics.median(c for _, c in samples["bare"])
+    print(f"\n{kind}: bare run {bare_wall * 1e3:.2f} ms wall, {bare_cpu * 1e3:.2f} ms CPU "
+          f"(medians of {len(samples['bare'])} rounds)")
+    print("| mode | wall (ms) | wall overhead (ms) | CPU (ms) | CPU overhead (ms) | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, values in samples.items():
-        overheads = [v - b for v, b in zip(values, samples["bare"], strict=True)]
-        median = statistics.median(values)
-        print(f"| {name:<10} | {median * 1e3:>12.3f} | "
-              f"{statistics.median(overheads) * 1e3:>13.3f} | {median / bare:>6.3f} |")
+        wall = [w - b for (w, _), (b, _) in zip(values, samples["bare"], strict=True)]
+        cpu = [c - b for (_, c), (_, b) in zip(values, samples["bare"], strict=True)]
+        median_cpu = statistics.median(c for _, c in values)
+        print(f"| {name} | {statistics.median(w for w, _ in values) * 1e3:.3f} | "
+              f"{statistics.median(wall) * 1e3:.3f} | {median_cpu * 1e3:.3f} | "
+              f"{statistics.median(cpu) * 1e3:.3f} | {median_cpu / bare_cpu:.3f} |")
 
 
 def main() -> None:

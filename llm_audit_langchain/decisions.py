@@ -79,6 +79,8 @@ class DecisionTracker:
 
     def on_start(self, run: Run, parent: Run | None) -> Decision | None:
         """The decision a starting run reveals, if any."""
+        if not (run.is_node or self._failed_child or (parent and parent.name == _FALLBACKS)):
+            return None  # the common case: nothing has failed under any parent
         attempt = _attempt_tag(run.tags) if run.tags else None
         if attempt is not None and run.parent_run_id is not None:
             cause = self._failed_child.pop(run.parent_run_id, None)

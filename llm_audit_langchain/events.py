@@ -146,3 +146,26 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
             "environment": error.environment,
         },
     }
+
+
+_FIELD_DEFAULTS: dict[str, Any] = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in AuditEvent.model_fields.items()
+    if not field.is_required()
+}
+
+
+def fast_event(**fields: Any) -> AuditEvent:
+    """Build an ``AuditEvent`` without validation, for the callbacks' hot path.
+
+    Only for values this package generates itself (W3C ids from ``context.py``, UTC datetimes,
+    enum members): validating them again costs more than everything else a callback does.
+    ``data`` defaults to a new dict; every other missing field takes its declared default.
+    """
+    values = {**_FIELD_DEFAULTS, "data": {}, **fields}
+    event = AuditEvent.__new__(AuditEvent)
+    object.__setattr__(event, "__dict__", values)
+    object.__setattr__(event, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event

@@ -15,12 +15,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
 import traceback
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -41,7 +43,7 @@ from .context import (
 )
 from .context import new_trace_id as _new_trace_id
 from .decisions import DecisionTracker
-from .events import AuditEvent, AuditEventType, ErrorDetail, Status
+from .events import AuditEvent, AuditEventType, ErrorDetail, Status, fast_event
 from .exporters.base import Exporter
 from .pipeline import Pipeline, Processor
 from .runs import Run, RunTracker
@@ -135,6 +137,19 @@ def _route_destination(output: Any) -> Any:
     return None
 
 
+def _may_be_cached(message: Any) -> bool:
+    """Cheap filter before ``is_cache_hit``: LangChain's cache marks what it returns."""
+    usage = getattr(message, "usage_metadata", None)
+    if isinstance(usage, dict) and "total_cost" in usage:
+        return True
+    message_id = getattr(message, "id", None)
+    return isinstance(message_id, str) and message_id.startswith("lc_run--")
+
+
+def _has_graph_step(tags: list[str]) -> bool:
+    return any(tag.startswith(_GRAPH_STEP) for tag in tags)
+
+
 def _step_number(tags: list[str], prefix: str) -> int | None:
     for tag in tags:
         if tag.startswith(prefix):
@@ -173,7 +188,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._runs = RunTracker(self.config.run_ttl_s, self.config.max_runs)
         self._tool_calls: dict[str, str] = {}  # tool_call_id -> span id of the LLM that chose it
         self._decisions = DecisionTracker()
-        self._closed: dict[UUID, None] = {}  # recently closed runs, to spot duplicate callbacks
+        self._closed: OrderedDict[UUID, None] = OrderedDict()  # recent runs: spot duplicate ends
         self._duplicates = 0
         self._counts_lock = threading.Lock()
         self._internal_errors = 0
@@ -387,7 +402,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             data["chunks"] = run.chunks
             data["time_to_first_token_ms"] = (run.first_token_perf_ns - run.start_perf_ns) / 1e6
         # Point events first, so they reach exporters no later than the span they belong to.
-        if isinstance(message, BaseMessage) and is_cache_hit(message, run.run_id):
+        if _may_be_cached(message) and is_cache_hit(message, run.run_id):  # type: ignore[arg-type]
             data["cache_hit"] = True
             self._emit(self._point_event(run, E.CACHE_HIT, "ok", run.name,
                                          {"message_id": getattr(message, "id", None)}))
@@ -486,7 +501,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         parent = self._runs.get(parent_run_id)
         node: str | None = metadata.get("audit_agent") or metadata.get("langgraph_node")
         is_node = (kind == "chain" and metadata.get("langgraph_node") == name
-                   and any(t.startswith(_GRAPH_STEP) for t in tags))
+                   and _has_graph_step(tags))
         parent_span: str | None
         ctx: TraceContext | None = None
         if parent is not None:
@@ -531,9 +546,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
                     self._duplicates += 1
                 return None
             run = self._orphan(run_id, kind, kwargs)
-        self._closed[run_id] = None
-        if len(self._closed) > 4096:
-            self._closed.pop(next(iter(self._closed)), None)
+        closed = self._closed
+        closed[run_id] = None
+        if len(closed) > 4096:
+            with contextlib.suppress(KeyError):  # another thread trimmed it first
+                closed.popitem(last=False)
         self._decisions.on_parent_end(run_id)
         return run
 
@@ -650,13 +667,13 @@ class AuditCallbackHandler(BaseCallbackHandler):
                 data["trace_root"] = True
                 if "upstream_sampled" in extra:
                     data["upstream_sampled"] = extra["upstream_sampled"]
-        return AuditEvent(
+        return fast_event(
             event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
             parent_span_id=run.parent_span_id, timestamp=_utc(end_ns),
             start_time=_utc(run.start_ns), event_type=event_type, agent=run.agent,
             action=run.name, status=status,
             latency_ms=None if unknown_start else (end_perf - run.start_perf_ns) / 1e6,
-            run_id=str(run.run_id), data=data, error=error,
+            run_id=run.run_id_text, data=data, error=error,
         )
 
     def _point_event(
@@ -668,11 +685,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
         data: dict[str, Any],
         error: ErrorDetail | None = None,
     ) -> AuditEvent:
-        return AuditEvent(
+        return fast_event(
             event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
             parent_span_id=run.parent_span_id, timestamp=_utc(time.time_ns()),
             event_type=event_type, agent=run.agent, action=action, status=status,
-            run_id=str(run.run_id), data=data, error=error,
+            run_id=run.run_id_text, data=data, error=error,
         )
 
     @staticmethod
@@ -687,12 +704,22 @@ class AuditCallbackHandler(BaseCallbackHandler):
 
     @staticmethod
     def _graph_info(run: Run) -> dict[str, Any]:
+        """LangGraph coordinates of a run (node, step, checkpoint ns, path; thread id), computed
+        once per run: several events of one run carry them."""
+        cached: dict[str, Any] | None = run.extra.get("graph_info")
+        if cached is not None:
+            return cached
         meta = run.metadata
         if "langgraph_node" not in meta:
-            return {}
-        info = {key[len("langgraph_"):]: meta[key] for key in _LANGGRAPH_KEYS if key in meta}
-        thread_id = meta.get("thread_id")
-        return {"langgraph": info, "thread_id": thread_id} if thread_id else {"langgraph": info}
+            info: dict[str, Any] = {}
+        else:
+            graph = {key[10:]: meta[key] for key in _LANGGRAPH_KEYS if key in meta}
+            thread_id = meta.get("thread_id")
+            info = {"langgraph": graph}
+            if thread_id:
+                info["thread_id"] = thread_id
+        run.extra["graph_info"] = info
+        return info
 
     @staticmethod
     def _tool_info(run: Run) -> dict[str, Any]:

@@ -35,6 +35,14 @@ class Run:
     sampled: bool | None = None
     first_token_perf_ns: int | None = None
     chunks: int = 0
+    _run_id_text: str | None = None
+
+    @property
+    def run_id_text(self) -> str:
+        """``str(run_id)``, computed once (UUID formatting is not free on the hot path)."""
+        if self._run_id_text is None:
+            self._run_id_text = str(self.run_id)
+        return self._run_id_text
 
 
 class RunTracker:

@@ -701,6 +701,9 @@ class Sanitizer:
         self._builtin_only = not patterns
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, str] = OrderedDict()
+        # The same message objects recur in many events of a run (the prompt of each call, the
+        # node's output, the final state): convert each once. Keyed by id, checked by identity.
+        self._messages: OrderedDict[int, tuple[BaseMessage, Any]] = OrderedDict()
         self._cache_chars = 0
         self._errors = 0
         self._logged_causes: set[str] = set()
@@ -863,6 +866,20 @@ class Sanitizer:
             return _converter(cls)(self, value, depth, active)
         except Exception as exc:
             return self._failed(value, exc)
+
+    def _message(self, message: BaseMessage, depth: int, active: set[int]) -> Any:
+        """A message's sanitized form, memoized per message object (bounded, recent first)."""
+        key = id(message)
+        with self._lock:
+            hit = self._messages.get(key)
+        if hit is not None and hit[0] is message:
+            return hit[1]
+        result = self._fields(message, _message_fields(message), depth, active)
+        with self._lock:
+            self._messages[key] = (message, result)
+            if len(self._messages) > _MESSAGE_MEMO:
+                self._messages.popitem(last=False)
+        return result
 
     def _failed(self, value: object, exc: BaseException) -> str:
         cause = type(exc).__name__
@@ -1058,7 +1075,7 @@ def _as_set(s: Sanitizer, value: AbstractSet[Any], depth: int, active: set[int])
 
 
 def _as_message(s: Sanitizer, value: BaseMessage, depth: int, active: set[int]) -> Any:
-    return s._fields(value, _message_fields(value), depth, active)
+    return s._message(value, depth, active)
 
 
 def _as_document(s: Sanitizer, value: Document, depth: int, active: set[int]) -> Any:
@@ -1113,6 +1130,7 @@ def _converter(cls: type) -> _Converter:
     return found
 
 
+_MESSAGE_MEMO = 256
 _default = Sanitizer()
 
 

@@ -1,0 +1,143 @@
+"""CPU cost of each stage per agent run (2 LLM calls + 1 tool call), measured in isolation.
+
+    python bench/bench_stages.py [--runs 300] [--repeat 9]
+
+The end-to-end benchmark (bench_overhead.py) is what users feel, but on a shared 2-core machine
+its differences drown in noise. Here each stage runs alone on one thread, repeated, and the
+*minimum* over repetitions is reported (the run least disturbed by the rest of the machine):
+
+  hot path    the callbacks on the caller's thread (events built, queued; no worker)
+  enrich      usage, cost, prompt efficiency, environment
+  sanitize    the default sanitizer over every event
+  sample      the tail sampler (default policy)
+  serialize   JSONL encoding
+  write       JSONL write to a temp file
+
+and the bare agent run for scale. Not a test: numbers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from graphs import weather_agent  # noqa: E402
+from langchain_core.messages import HumanMessage  # noqa: E402
+
+from llm_audit_langchain import AuditCallbackHandler, AuditConfig, AuditEvent  # noqa: E402
+from llm_audit_langchain.exporters.jsonl import JsonlExporter  # noqa: E402
+from llm_audit_langchain.processors import default_processors, default_sanitizer  # noqa: E402
+from llm_audit_langchain.sampling import SamplingPolicy  # noqa: E402
+
+INPUT = {"messages": [HumanMessage("What is the weather in Paris? Reply briefly.")]}
+
+
+def best(fn: Callable[[], Any], repeat: int) -> float:
+    """Minimum CPU seconds of ``fn`` over ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def capture(graph: Any, runs: int) -> tuple[AuditCallbackHandler, list[AuditEvent]]:
+    """A handler whose queue is a plain list: the hot path alone, no worker."""
+    handler = AuditCallbackHandler(exporters=[], config=AuditConfig(exporter="none"))
+    events: list[AuditEvent] = []
+    handler._pipeline.enqueue = events.append  # type: ignore[method-assign]
+    config = {"callbacks": [handler]}
+    for _ in range(runs):
+        graph.invoke(INPUT, config=config)
+    return handler, events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=9)
+    args = parser.parse_args()
+    runs, repeat = args.runs, args.repeat
+    graph = weather_agent()
+    config = AuditConfig(exporter="none")
+
+    bare = best(lambda: [graph.invoke(INPUT) for _ in range(runs)], repeat)
+    hot = best(lambda: capture(graph, runs), repeat) - bare
+
+    def fresh_events() -> list[AuditEvent]:
+        return capture(graph, runs)[1]
+
+    processors = default_processors(config)
+    sanitizer = default_sanitizer(config)
+
+    def stage(prepare: Callable[[list[AuditEvent]], Any], work: Callable[[Any], Any]) -> float:
+        samples = []
+        for _ in range(repeat):
+            data = prepare(fresh_events())
+            start = time.process_time()
+            work(data)
+            samples.append(time.process_time() - start)
+        return min(samples)
+
+    def enriched(events: list[AuditEvent]) -> list[AuditEvent]:
+        for event in events:
+            for processor in processors:
+                processor(event)
+            event.data.pop("_raw", None)
+        return events
+
+    def sanitized(events: list[AuditEvent]) -> list[AuditEvent]:
+        return [sanitizer(e) for e in enriched(events)]  # type: ignore[misc]
+
+    def run_enrich(events: list[AuditEvent]) -> None:
+        enriched(events)
+
+    def run_sanitize(events: list[AuditEvent]) -> None:
+        for event in events:
+            sanitizer(event)
+
+    def run_sample(events: list[AuditEvent]) -> None:
+        sampler = SamplingPolicy().sampler()
+        for event in events:
+            sampler.offer(event)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        exporter = JsonlExporter(tmp)
+
+        def run_serialize(events: list[AuditEvent]) -> None:
+            for event in events:
+                exporter._line(event)
+
+        def run_write(events: list[AuditEvent]) -> None:
+            exporter.export(events)
+
+        costs = {
+            "hot path": hot,
+            "enrich": stage(lambda e: e, run_enrich),
+            "sanitize": stage(enriched, run_sanitize),
+            "sample": stage(sanitized, run_sample),
+            "serialize": stage(sanitized, run_serialize),
+            "write (JSONL)": stage(sanitized, run_write),
+        }
+        exporter.shutdown()
+    events_per_run = len(fresh_events()) / runs
+    print(f"bare agent run: {bare / runs * 1e3:.3f} ms CPU; {events_per_run:.0f} events per run")
+    print("| stage | CPU per run (ms) | per event (µs) |")
+    print("|---|---:|---:|")
+    for name, seconds in costs.items():
+        per_run = seconds / runs
+        print(f"| {name} | {per_run * 1e3:.3f} | {per_run / events_per_run * 1e6:.1f} |")
+    total = sum(v for k, v in costs.items() if k != "serialize") / runs
+    print(f"| **total** (serialize counted once, inside write) | **{total * 1e3:.3f}** | |")
+
+
+if __name__ == "__main__":
+    main()
