@@ -1,6 +1,6 @@
 """Overhead per agent run (2 LLM calls + 1 tool call), sync and async, as ratios in one run.
 
-    python bench/bench_overhead.py [--runs 300] [--rounds 7]
+    python bench/bench_overhead.py [--runs 20] [--rounds 60]
 
 Modes, interleaved round by round so machine noise hits them alike:
   bare       no callbacks
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from graphs import weather_agent
 from langchain_core.callbacks import BaseCallbackHandler
@@ -99,19 +100,22 @@ def time_async(graph: Any, callbacks: list[Any], runs: int, concurrency: int = 1
 
 
 def measure(kind: str, runs: int, rounds: int, log_dir: str) -> dict[str, list[Timing]]:
-    modes = make_modes(log_dir)
+    """Short measurements, interleaved mode by mode and round by round: the machine's slow
+    drifts then hit every mode alike, and each round's overhead is paired with that round's
+    bare run. Each mode keeps one handler for the whole benchmark, as an application would."""
     timer = time_sync if kind == "sync" else time_async
     graph = weather_agent()
-    for callbacks in (m() for m in modes.values()):  # warm up every path once
-        timer(graph, callbacks, 20)
+    modes = {name: make() for name, make in make_modes(log_dir).items()}
+    for callbacks in modes.values():  # warm up every path
+        timer(graph, callbacks, 30)
     samples: dict[str, list[Timing]] = {name: [] for name in modes}
     for _ in range(rounds):
-        for name, make in modes.items():
-            callbacks = make()
+        for name, callbacks in modes.items():
             samples[name].append(timer(graph, callbacks, runs))
-            for cb in callbacks:
-                if isinstance(cb, AuditCallbackHandler):
-                    cb.shutdown(timeout=10)
+    for callbacks in modes.values():
+        for cb in callbacks:
+            if isinstance(cb, AuditCallbackHandler):
+                cb.shutdown(timeout=10)
     return samples
 
 
@@ -133,8 +137,8 @@ def report(kind: str, samples: dict[str, list[Timing]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200, help="agent runs per measurement")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per mode")
+    parser.add_argument("--runs", type=int, default=20, help="agent runs per measurement")
+    parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds per mode")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as log_dir:
         for kind in ("sync", "async"):

@@ -167,7 +167,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
         exporters: where events go; by default from ``config.exporter`` (JSONL in ``./logs``).
         config: settings; by default ``AuditConfig.from_env()``.
         processors: extra worker-side steps run on each event before sanitizing.
-        observers: called on the worker with every sanitized event, before sampling (metrics).
+        observers: called on the worker with every event, sampled out or not (metrics). They
+            see events before sanitizing: read counts, names and timings, never export payloads.
 
     Create one handler per process and reuse it: each handler owns one worker thread.
     """

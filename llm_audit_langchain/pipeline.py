@@ -2,7 +2,7 @@
 
 ``enqueue`` is the only part that runs on the caller's thread: a lock, a deque append, and a
 wake-up when a batch is ready. When the queue is full the oldest event is dropped and counted.
-The worker runs the processors (enrich → sanitize → sample) and hands each batch to every exporter.
+The worker runs the processors (enrich → sample → sanitize) and hands each batch to every exporter.
 Each exporter has its own bounded backlog and backoff: one that fails is retried with exponential
 backoff and jitter while the others go on, and what it missed is delivered when it returns.
 
@@ -295,10 +295,11 @@ class Pipeline:
         except Exception as exc:
             self._warn_once("sampler drain", exc)
             return
-        if released:
-            self._hand_over(released)
         if dropped:
             self._drop("sampled_out", dropped)
+        released = self._sanitize_all(released)
+        if released:
+            self._hand_over(released)
 
     def _drain(self) -> None:
         while True:
@@ -314,28 +315,30 @@ class Pipeline:
         self._deliver()
 
     def _process(self, batch: list[AuditEvent]) -> list[AuditEvent]:
-        released: list[AuditEvent] = []
+        """Enrich → observe → sample → sanitize. Sampling comes before sanitizing so the
+        sanitizer's cost is paid only for the traces that are kept; nothing leaves the process
+        unsanitized either way (observers run in-process, see ``AuditCallbackHandler``)."""
+        kept: list[AuditEvent] = []
         for event in batch:
-            processed = self._prepare(event)
-            if processed is None:
+            enriched = self._enrich(event)
+            if enriched is None:
                 continue
             for observer in self._observers:
-                self._call_safely("observer", observer, processed)
+                self._call_safely("observer", observer, enriched)
             if self._sampler is None:
-                released.append(processed)
+                kept.append(enriched)
                 continue
             try:
-                out, sampled_out = self._sampler.offer(processed)
+                out, sampled_out = self._sampler.offer(enriched)
             except Exception as exc:
                 self._warn_once("sampler", exc)
-                out, sampled_out = [processed], 0
-            released.extend(out)
+                out, sampled_out = [enriched], 0
+            kept.extend(out)
             if sampled_out:
                 self._drop("sampled_out", sampled_out)
-        return released
+        return self._sanitize_all(kept)
 
-    def _prepare(self, event: AuditEvent) -> AuditEvent | None:
-        """Enrich, then sanitize. An event that cannot be sanitized is dropped, never exported."""
+    def _enrich(self, event: AuditEvent) -> AuditEvent | None:
         current: AuditEvent | None = event
         for processor in self._processors:
             try:
@@ -348,16 +351,24 @@ class Pipeline:
                 return None
             event = current
         event.data.pop("_raw", None)
+        return event
+
+    def _sanitize_all(self, events: list[AuditEvent]) -> list[AuditEvent]:
+        """An event that cannot be sanitized is dropped, never exported."""
         if self._sanitizer is None:
-            return event
-        try:
-            sanitized = self._sanitizer(event)
-        except Exception as exc:
-            self._warn_once("sanitizer", exc)
-            sanitized = None
-        if sanitized is None:
-            self._drop("sanitizer_error", 1)
-        return sanitized
+            return events
+        clean: list[AuditEvent] = []
+        for event in events:
+            try:
+                sanitized = self._sanitizer(event)
+            except Exception as exc:
+                self._warn_once("sanitizer", exc)
+                sanitized = None
+            if sanitized is None:
+                self._drop("sanitizer_error", 1)
+            else:
+                clean.append(sanitized)
+        return clean
 
     def _hand_over(self, events: list[AuditEvent]) -> None:
         if not self._slots:

@@ -1,4 +1,4 @@
-"""Worker-side processors: enrich (usage, cost, environment) → sanitize → sample.
+"""Worker-side processors: enrich (usage, cost, environment) → [sample] → sanitize.
 
 Each processor is a plain function ``(AuditEvent) -> AuditEvent | None`` (structlog's shape):
 small, testable alone, composable in a list. They run on the pipeline's worker thread, never on
