@@ -28,13 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from graphs import weather_agent  # noqa: E402
-from langchain_core.messages import HumanMessage  # noqa: E402
+from graphs import weather_agent
+from langchain_core.messages import HumanMessage
 
-from llm_audit_langchain import AuditCallbackHandler, AuditConfig, AuditEvent  # noqa: E402
-from llm_audit_langchain.exporters.jsonl import JsonlExporter  # noqa: E402
-from llm_audit_langchain.processors import default_processors, default_sanitizer  # noqa: E402
-from llm_audit_langchain.sampling import SamplingPolicy  # noqa: E402
+from llm_audit_langchain import AuditCallbackHandler, AuditConfig, AuditEvent
+from llm_audit_langchain.exporters.jsonl import JsonlExporter
+from llm_audit_langchain.processors import default_processors, default_sanitizer
+from llm_audit_langchain.sampling import SamplingPolicy
 
 INPUT = {"messages": [HumanMessage("What is the weather in Paris? Reply briefly.")]}
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,11 +35,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-# Forward compatible: when TraceContext learns ``local_root`` (see docs/opentelemetry.md), runs
-# inside a request stop marking themselves as the trace root, and request.end decides the trace.
-_HAS_LOCAL_ROOT = "local_root" in {f.name for f in fields(TraceContext)}
-
 
 def _utc(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, UTC)
@@ -66,9 +60,8 @@ def request_context(scope: Scope) -> tuple[TraceContext, str | None, bool]:
 
 
 def _local(trace_id: str, span_id: str, sampled: bool | None, state: str | None) -> TraceContext:
-    if _HAS_LOCAL_ROOT:
-        return TraceContext(trace_id, span_id, sampled, state, local_root=True)  # type: ignore[call-arg,unused-ignore]
-    return TraceContext(trace_id, span_id, sampled, state)
+    """The request span's context: runs inside are not the trace's root, request.end is."""
+    return TraceContext(trace_id, span_id, sampled, state, local_root=True)
 
 
 class AuditMiddleware:
