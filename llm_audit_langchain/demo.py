@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -22,6 +23,7 @@ from langgraph.prebuilt import ToolNode
 from langgraph.types import RetryPolicy
 
 from . import AuditCallbackHandler, AuditEvent, JsonlExporter, TraceContext
+from .context import new_span_id, new_trace_id
 from .testing import ScriptedChatModel
 from .tree import render_trace, trace_totals
 
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = AuditCallbackHandler(exporters=[jsonl])
     question = "What's the weather in Paris and in Atlantis? My email is ana@example.com."
     # An incoming W3C traceparent, as a web framework would pass it on: the run joins its trace.
-    incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    incoming = f"00-{new_trace_id()}-{new_span_id()}-01"
     with TraceContext.from_traceparent(incoming) as ctx:
         result = build_agent().invoke(
             {"messages": [HumanMessage(question)], "profile": {}},
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not handler.flush(timeout=10):
         print("warning: not every event was exported in time", file=sys.stderr)
-    path = jsonl.path_for(__import__("datetime").datetime.now(__import__("datetime").UTC))
+    path = jsonl.path_for(datetime.now(UTC))
     events = read_events(path, ctx.trace_id)
     print(f"Answer: {result['messages'][-1].content}\n")
     print(f"Trace {ctx.trace_id} ({len(events)} events)\n")

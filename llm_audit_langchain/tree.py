@@ -40,6 +40,17 @@ def _point_line(event: AuditEvent) -> str:
         return f"↳ selected tools: {calls}"
     if event.event_type == E.AGENT_RETRY:
         return f"↳ retry attempt {event.data.get('attempt')}"
+    if event.event_type == E.AGENT_DECISION:
+        tools = ", ".join(str(t) for t in event.data.get("tools") or ())
+        return f"↳ decision: {event.data.get('decision')}" + (f" ({tools})" if tools else "")
+    if event.event_type == E.PROMPT_EFFICIENCY:
+        share = event.data.get("system_share")
+        ratio = event.data.get("output_input_ratio")
+        parts = [f"system {share:.0%}" if isinstance(share, float) else None,
+                 f"out/in {ratio:.2f}" if isinstance(ratio, float) else None]
+        return "↳ prompt: " + ", ".join(p for p in parts if p)
+    if event.event_type == E.AGENT_FALLBACK:
+        return f"↳ fallback {event.data.get('primary')} → {event.data.get('backup')}"
     return f"↳ {event.event_type} {event.action}"
 
 
