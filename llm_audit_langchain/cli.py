@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from .errors import AuditError
 from .events import AuditEvent, AuditEventType
 from .replay.reading import ScanStats, jsonl_files
+from .tree import event_measures
 
 Command = Callable[[argparse.Namespace], int]
 E = AuditEventType
@@ -112,12 +113,7 @@ def _schema(args: argparse.Namespace) -> int:
 def _event_line(event: AuditEvent) -> str:
     parts = [event.timestamp.strftime("%H:%M:%S.%f")[:-3], event.trace_id[:12],
              str(event.event_type), event.action, event.status]
-    if event.latency_ms is not None:
-        parts.append(f"{event.latency_ms:.1f}ms")
-    if event.tokens_input is not None or event.tokens_output is not None:
-        parts.append(f"{event.tokens_input}/{event.tokens_output}tok")
-    if event.cost_usd is not None:
-        parts.append(f"${event.cost_usd:.6f}")
+    parts.extend(event_measures(event))
     if event.event_type == E.AGENT_ROUTE:
         parts.append(f"{event.data.get('from_node')}→{event.data.get('destination')}")
     if event.error is not None:

@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from .events import AuditEventType, ErrorDetail
-from .runs import Run
+from .runs import Run, tag_number
 
 _RETRY_TAG = "retry:attempt:"
 _FALLBACKS = "RunnableWithFallbacks"
@@ -53,16 +53,6 @@ class Decision:
         return ErrorDetail(type=self.cause.error_type, message=self.cause.message)
 
 
-def _attempt_tag(tags: list[str]) -> int | None:
-    for tag in tags:
-        if tag.startswith(_RETRY_TAG):
-            try:
-                return int(tag[len(_RETRY_TAG):])
-            except ValueError:
-                return None
-    return None
-
-
 def _bounded_put(store: dict[Any, Failure], key: Any, value: Failure) -> None:
     store[key] = value
     if len(store) > _MAX_REMEMBERED:
@@ -81,7 +71,7 @@ class DecisionTracker:
         """The decision a starting run reveals, if any."""
         if not (run.is_node or self._failed_child or (parent and parent.name == _FALLBACKS)):
             return None  # the common case: nothing has failed under any parent
-        attempt = _attempt_tag(run.tags) if run.tags else None
+        attempt = tag_number(run.tags, _RETRY_TAG) if run.tags else None
         if attempt is not None and run.parent_run_id is not None:
             cause = self._failed_child.pop(run.parent_run_id, None)
             return Decision(AuditEventType.AGENT_RETRY,

@@ -46,7 +46,7 @@ from .decisions import DecisionTracker
 from .events import AuditEvent, AuditEventType, ErrorDetail, Status, fast_event
 from .exporters.base import Exporter
 from .pipeline import Pipeline, Processor
-from .runs import Run, RunTracker
+from .runs import Run, RunTracker, tag_number
 from .usage import is_cache_hit
 
 logger = logging.getLogger("llm_audit_langchain")
@@ -148,17 +148,6 @@ def _may_be_cached(message: Any) -> bool:
 
 def _has_graph_step(tags: list[str]) -> bool:
     return any(tag.startswith(_GRAPH_STEP) for tag in tags)
-
-
-def _step_number(tags: list[str], prefix: str) -> int | None:
-    for tag in tags:
-        if tag.startswith(prefix):
-            try:
-                return int(tag[len(prefix):])
-            except ValueError:
-                return None
-    return None
-
 
 class AuditCallbackHandler(BaseCallbackHandler):
     """Audit every LangChain/LangGraph run this handler is attached to.
@@ -626,7 +615,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         parent = self._runs.get(run.parent_run_id)
         if parent is None or not parent.is_node:
             return None
-        step = _step_number(run.tags, _SEQ_STEP)
+        step = tag_number(run.tags, _SEQ_STEP)
         return _route_destination(outputs) if step is not None and step >= 2 else None
 
     def _emit_tool_selection(self, run: Run, offered: list[str], calls: list[Any]) -> None:

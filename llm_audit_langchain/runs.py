@@ -13,6 +13,17 @@ from typing import Any
 from uuid import UUID
 
 
+def tag_number(tags: list[str], prefix: str) -> int | None:
+    """N of the first ``prefix + N`` tag (``graph:step:3``, ``retry:attempt:2``), if any."""
+    for tag in tags:
+        if tag.startswith(prefix):
+            try:
+                return int(tag[len(prefix):])
+            except ValueError:
+                return None
+    return None
+
+
 @dataclass(slots=True)
 class Run:
     """What the start callback knew about a run, kept until the run ends."""

@@ -32,28 +32,12 @@ def count_words(messages: Sequence[BaseMessage]) -> int:
     return sum(max(1, len(str(m.content).split())) for m in messages)
 
 
-class ScriptedChatModel(BaseChatModel):
-    """A chat model that answers with ``responses`` in order (cycling), or with ``responder``.
+class OfflineChatModel(BaseChatModel):
+    """What every offline chat model here shares: a model id and provider reported to LangChain
+    like a real integration's (``ls_model_name``, ``ls_provider``), and ``bind_tools``."""
 
-    Token usage is exact and predictable: input tokens = words in the prompt (at least one per
-    message), output tokens = words in the answer + 5 per tool call. ``fail_on`` maps a call index
-    (0-based) to an exception raised instead of answering, to script provider errors.
-    """
-
-    responses: list[AIMessage] = Field(default_factory=list)
-    responder: Callable[[list[BaseMessage]], AIMessage] | None = None
-    """When set, answers are a function of the prompt instead of the script (safe under
-    concurrency: the answer does not depend on call order)."""
-    model_name: str = "scripted-model"
+    model_name: str = "offline-model"
     provider: str = "fake"
-    fail_on: dict[int, BaseException] = Field(default_factory=dict)
-    report_usage: bool = True
-    _calls: int = PrivateAttr(default=0)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted-chat-model"
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -68,10 +52,33 @@ class ScriptedChatModel(BaseChatModel):
     def bind_tools(
         self, tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool], **kwargs: Any
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Accept tools like a real provider; the script decides which ones are called."""
+        """Accept tools like a real provider; the script or recording decides the calls."""
         from langchain_core.utils.function_calling import convert_to_openai_tool
 
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+
+class ScriptedChatModel(OfflineChatModel):
+    """A chat model that answers with ``responses`` in order (cycling), or with ``responder``.
+
+    Token usage is exact and predictable: input tokens = words in the prompt (at least one per
+    message), output tokens = words in the answer + 5 per tool call. ``fail_on`` maps a call index
+    (0-based) to an exception raised instead of answering, to script provider errors.
+    """
+
+    responses: list[AIMessage] = Field(default_factory=list)
+    responder: Callable[[list[BaseMessage]], AIMessage] | None = None
+    """When set, answers are a function of the prompt instead of the script (safe under
+    concurrency: the answer does not depend on call order)."""
+    model_name: str = "scripted-model"
+    fail_on: dict[int, BaseException] = Field(default_factory=dict)
+    report_usage: bool = True
+    _calls: int = PrivateAttr(default=0)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-chat-model"
 
     def _next(self) -> tuple[int, AIMessage]:
         with self._lock:

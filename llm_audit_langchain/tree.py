@@ -13,6 +13,18 @@ from .events import AuditEvent, AuditEventType
 E = AuditEventType
 
 
+def event_measures(event: AuditEvent) -> list[str]:
+    """The compact measures of one event for one-line views: ``12.3ms``, ``tok=in/out``, cost."""
+    parts = []
+    if event.latency_ms is not None:
+        parts.append(f"{event.latency_ms:.1f}ms")
+    if event.tokens_input is not None or event.tokens_output is not None:
+        parts.append(f"tok={event.tokens_input}/{event.tokens_output}")
+    if event.cost_usd is not None:
+        parts.append(f"${event.cost_usd:.6f}")
+    return parts
+
+
 def _span_line(event: AuditEvent) -> str:
     parts = [f"{event.action}"]
     if event.event_type in (E.LLM_INVOKE, E.LLM_ERROR):

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..events import AuditEvent, event_to_dict
+from ..tree import event_measures
 from .jsonl import json_safe
 
 _COLOURS = {"ok": "\033[32m", "error": "\033[31m", "timeout": "\033[35m", "retry": "\033[33m"}
@@ -45,12 +46,7 @@ class StdoutExporter:
             return json.dumps(json_safe(event_to_dict(event)), ensure_ascii=False, allow_nan=False)
         parts = [event.timestamp.strftime("%H:%M:%S.%f")[:-3], f"{event.status:<7}",
                  f"{event.event_type!s:<18}", f"{event.agent}/{event.action}"]
-        if event.latency_ms is not None:
-            parts.append(f"{event.latency_ms:.1f}ms")
-        if event.tokens_input is not None or event.tokens_output is not None:
-            parts.append(f"tok={event.tokens_input}/{event.tokens_output}")
-        if event.cost_usd is not None:
-            parts.append(f"${event.cost_usd:.6f}")
+        parts.extend(event_measures(event))
         if event.error is not None:
             parts.append(f"{event.error.type}: {event.error.message[:120]}")
         parts.append(f"trace={event.trace_id[:8]}")

@@ -10,17 +10,15 @@ prompt has the same messages (count and roles), and the same tools are offered. 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from ..testing import OfflineChatModel
 from .divergence import Difference, ReplayDivergence
 from .plan import RecordedLLMCall, message_from_dict
 from .recorded_errors import rebuild_exception
@@ -46,7 +44,7 @@ def _offered_names(tools: Any) -> list[str] | None:
     return names
 
 
-class ReplayChatModel(BaseChatModel):
+class ReplayChatModel(OfflineChatModel):
     """Answers with ``calls`` (from :func:`~llm_audit_langchain.replay.replay_trace`) in order.
 
     Args:
@@ -73,27 +71,9 @@ class ReplayChatModel(BaseChatModel):
         return "replay-chat-model"
 
     @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name}
-
-    @property
     def calls_made(self) -> int:
         """How many calls the re-run has made so far."""
         return self._cursor
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = self.provider
-        params["ls_model_name"] = self.model_name
-        return params
-
-    def bind_tools(
-        self, tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool], **kwargs: Any
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Accept tools like the real model did; the recording decides which ones are called."""
-        from langchain_core.utils.function_calling import convert_to_openai_tool
-
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     def _generate(
         self,
