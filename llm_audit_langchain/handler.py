@@ -263,7 +263,12 @@ class AuditCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._open("chain", serialized, kwargs, run_id, parent_run_id, tags, metadata, inputs)
+        run = self._open("chain", serialized, kwargs, run_id, parent_run_id, tags, metadata,
+                         inputs)
+        resume = getattr(inputs, "resume", None)  # graph.invoke(Command(resume=...))
+        if resume is not None and run.extra.get("root"):
+            data = {"phase": "resume", "resume": resume, **self._graph_info(run)}
+            self._emit(self._point_event(run, E.AGENT_INTERRUPT, "ok", run.name, data))
 
     @_never_raises
     def on_chat_model_start(
@@ -568,7 +573,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
             return
         flow = _control_flow_kind(error)
         if flow == "interrupt":
-            data = {"interrupts": error.args[0] if error.args else None, **self._graph_info(run)}
+            data = {"phase": "interrupt", "interrupts": error.args[0] if error.args else None,
+                    **self._graph_info(run)}
             self._emit(self._span_event(run, E.AGENT_INTERRUPT, "ok", data))
             return
         if flow == "bubble_up":

@@ -131,7 +131,7 @@ TRUSTED_DATA_KEYS = frozenset({
     "attempt", "source", "sampling", "control_flow", "decision", "tools", "via", "failed_span_id",
     "primary", "backup", "llm_span_id", "input_tokens", "output_tokens", "prompt_tokens_by_role",
     "split_method", "system_share", "cache_read_share", "output_input_ratio", "context_window",
-    "context_window_use", "reason",
+    "context_window_use", "reason", "phase",
 })
 
 

@@ -764,10 +764,21 @@ class Sanitizer:
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-        result = self._redact_uncached(text)
+        result = self._redact_escaped(text) if "\\" in text else self._redact_uncached(text)
         if size <= self.max_string_length:
             self._remember(text, result)
         return result
+
+    def _redact_escaped(self, text: str) -> str:
+        """Text holding escape sequences as characters (``\\n`` in a ``repr``: an error message
+        quoting its input, say) glues the escape's letter to what follows it, hiding a secret
+        from the word-boundary rules. Detect with each ``\\n``/``\\t``/``\\r`` letter swapped for
+        a separator of the same length, then put the letters back where they survived."""
+        masked = _ESCAPE_LETTER.sub(lambda m: "\\" + _MASK_OF[m.group(1)], text)
+        if masked == text:
+            return self._redact_uncached(text)
+        redacted = self._redact_uncached(masked)
+        return _MASKED_ESCAPE.sub(lambda m: "\\" + _LETTER_OF[m.group(1)], redacted)
 
     def _remember(self, text: str, result: str) -> None:
         with self._lock:
@@ -1131,6 +1142,10 @@ def _converter(cls: type) -> _Converter:
 
 
 _MESSAGE_MEMO = 256
+_MASK_OF = {"n": "\x1c", "t": "\x1d", "r": "\x1e"}
+_LETTER_OF = {mask: letter for letter, mask in _MASK_OF.items()}
+_ESCAPE_LETTER = re.compile(r"\\([ntr])")
+_MASKED_ESCAPE = re.compile("\\\\([\x1c\x1d\x1e])")
 _default = Sanitizer()
 
 

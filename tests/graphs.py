@@ -36,9 +36,9 @@ def tool_call(name: str, args: dict[str, Any], call_id: str) -> AIMessage:
 
 
 def react_agent(responses: list[AIMessage] | None = None, *, handle_tool_errors: bool = True,
-                responder: Any = None) -> Any:
+                responder: Any = None, tools: list[Any] | None = None) -> Any:
     """agent → (tools → agent)* → END, the classic ReAct loop."""
-    tools = [get_weather, get_time]
+    tools = tools or [get_weather, get_time]
     model = ScriptedChatModel(responses=responses or [], responder=responder).bind_tools(tools)
 
     def agent(state: AgentState) -> dict[str, Any]:

@@ -376,3 +376,51 @@ def test_bedrock_metrics_in_a_completion_generation() -> None:
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (17, 3, 20)
     assert usage.cache_read_tokens == 5
     assert usage.source == "bedrock.invocation_metrics"
+
+
+# ---- through the audit handler: what lands in the exported events -------------------------
+
+
+def audited_events(run: Any) -> list[Any]:
+    from llm_audit_langchain import AuditCallbackHandler, AuditConfig, MemoryExporter
+
+    memory = MemoryExporter()
+    handler = AuditCallbackHandler(exporters=[memory],
+                                   config=AuditConfig(debug=True, flush_interval_ms=20))
+    run({"callbacks": [handler]})
+    assert handler.flush(10)
+    handler.shutdown(5)
+    return memory.events
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_handler_records_converse_tokens_model_and_cost(streamed: bool) -> None:
+    usage = {"inputTokens": 1000, "outputTokens": 500}
+    reply = converse_stream_reply(usage) if streamed else converse_reply(usage)
+    model = ChatBedrockConverse(model=US_HAIKU, client=bedrock_client(reply),
+                                region_name="us-east-1")
+    events = audited_events(lambda config: list(model.stream("hello", config=config))
+                            if streamed else model.invoke("hello", config=config))
+    [call] = [e for e in events if e.event_type == "llm.invoke"]
+    assert (call.tokens_input, call.tokens_output, call.model) == (1000, 500, US_HAIKU)
+    assert call.cost_usd == pytest.approx(0.000875, abs=1e-12)
+    assert call.data["provider"] == "amazon_bedrock"
+    assert call.data["streamed"] is streamed
+    [efficiency] = [e for e in events if e.event_type == "prompt.efficiency"]
+    assert efficiency.data["context_window"] == 200_000
+    assert efficiency.data["context_window_use"] == pytest.approx(1000 / 200_000)
+
+
+def test_handler_records_chat_bedrock_guardrail_and_usage() -> None:
+    reply = invoke_model_reply(
+        30, 4, **{"amazon-bedrock-guardrailAction": "INTERVENED", "amazon-bedrock-trace": {}})
+    guardrails = {"guardrailIdentifier": "gid", "guardrailVersion": "1", "trace": True}
+    model = ChatBedrock(model_id=HAIKU, client=bedrock_client(reply), region_name="x",
+                        guardrails=guardrails)
+    events = audited_events(lambda config: model.invoke("hello", config=config))
+    [guardrail] = [e for e in events if e.event_type == "llm.guardrail"]
+    [call] = [e for e in events if e.event_type == "llm.invoke"]
+    assert guardrail.span_id == call.span_id and guardrail.data["reason"] == "GUARDRAIL_INTERVENED"
+    assert (call.tokens_input, call.tokens_output) == (30, 4)
+    assert call.cost_usd == pytest.approx((30 * 0.25 + 4 * 1.25) / 1e6, abs=1e-15)
+    assert not [e for e in events if e.status == "error"]

@@ -693,3 +693,19 @@ def test_concurrent_use_gives_the_same_results() -> None:
     for thread in threads:
         thread.join()
     assert results == [expected] * 8
+
+
+@FAST
+@given(text_with_secret(), st.sampled_from(["\\n", "\\t", "\\r"]))
+def test_secret_after_an_escape_sequence_in_a_repr_is_redacted(
+    case: tuple[str, str, str], escape: str
+) -> None:
+    # repr() of an exception quoting its input: "...failed for \\nBR15..." (backslash, n, BR15)
+    text, shown, core = case
+    quoted = f"ValueError('lookup failed for{escape}{shown}{escape}')"
+    assert_absent(Sanitizer()(quoted), shown, core)
+
+
+def test_escape_sequences_themselves_are_kept() -> None:
+    assert sanitize(r"C:\new\table\readme") == r"C:\new\table\readme"
+    assert sanitize("line\\nmail ana@example.com") == "line\\nmail [REDACTED_EMAIL]"

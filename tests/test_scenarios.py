@@ -267,7 +267,10 @@ def test_interrupt_is_control_flow_not_an_error(handler: AuditCallbackHandler,
     assert resumed == {"answer": "yes"}
     events = recorded(handler, memory)
     assert not [e for e in events if e.status == "error"]
-    [interrupt_event] = [e for e in events if e.event_type == "agent.interrupt"]
+    interrupt_event, resume_event = sorted(
+        (e for e in events if e.event_type == "agent.interrupt"), key=lambda e: e.timestamp)
+    assert resume_event.data["phase"] == "resume" and resume_event.data["resume"] == "yes"
+    assert interrupt_event.data["phase"] == "interrupt"
     assert interrupt_event.action == "ask_human"
     assert "approve?" in str(interrupt_event.data["interrupts"])
     assert interrupt_event.data["thread_id"] == "t-1"
