@@ -701,7 +701,7 @@ def test_secret_after_an_escape_sequence_in_a_repr_is_redacted(
     case: tuple[str, str, str], escape: str
 ) -> None:
     # repr() of an exception quoting its input: "...failed for \\nBR15..." (backslash, n, BR15)
-    text, shown, core = case
+    _, shown, core = case
     quoted = f"ValueError('lookup failed for{escape}{shown}{escape}')"
     assert_absent(Sanitizer()(quoted), shown, core)
 
