@@ -46,6 +46,7 @@ from .decisions import DecisionTracker
 from .events import AuditEvent, AuditEventType, ErrorDetail, Status, fast_event
 from .exporters.base import Exporter
 from .pipeline import Pipeline, Processor
+from .rollup import CostRollup
 from .runs import Run, RunTracker, tag_number
 from .usage import is_cache_hit
 
@@ -186,7 +187,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._orphan_ends = 0
         self._warned: set[str] = set()
         self._last_error: tuple[BaseException | None, str | None] = (None, None)
-        self._pipeline = Pipeline.from_config(self.config, exporters, processors, observers)
+        self.costs = CostRollup()
+        """Cost and tokens per trace (in each root event's ``data.cost_rollup``) and live per
+        thread id and user: ``handler.costs.live()``."""
+        self._pipeline = Pipeline.from_config(self.config, exporters, [self.costs, *processors],
+                                              observers)
         set_default_handler(self)
         _live_handlers.add(self)
         sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))

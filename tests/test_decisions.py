@@ -187,3 +187,37 @@ def test_guardrail_intervention_is_its_own_event(handler: AuditCallbackHandler,
     assert guardrail.data["reason"] == "GUARDRAIL_INTERVENED"
     assert guardrail.error is not None and guardrail.error.message == "blocked by guardrail"
     assert not of_type(events, "llm.error")
+
+
+def test_cost_is_rolled_up_per_trace_node_model_thread_and_user(
+    handler: AuditCallbackHandler, memory: MemoryExporter
+) -> None:
+    from graphs import weather_agent
+    from langchain_core.messages import HumanMessage
+
+    from llm_audit_langchain.pricing import set_price_overrides
+
+    set_price_overrides({"scripted-model": {"input": 2.0, "output": 4.0}})
+    try:
+        config: Any = {"callbacks": [handler], "configurable": {"thread_id": "t-9"},
+                       "metadata": {"user_id": "u-7"}}
+        for _ in range(2):
+            weather_agent().invoke({"messages": [HumanMessage("Weather in Paris?")]},
+                                   config=config)
+        events = recorded(handler, memory)
+    finally:
+        set_price_overrides(None)
+    for trace in by_trace(events).values():
+        calls = [e for e in trace if e.event_type == "llm.invoke"]
+        [root] = [e for e in trace if e.data.get("trace_root")]
+        rollup = root.data["cost_rollup"]
+        expected = sum(c.cost_usd or 0 for c in calls)
+        assert rollup["cost_usd"] == pytest.approx(expected) and expected > 0
+        assert rollup["tokens_input"] == sum(c.tokens_input or 0 for c in calls)
+        assert rollup["by_node"]["agent"]["calls"] == 2
+        assert rollup["by_model"]["scripted-model"]["cost_usd"] == pytest.approx(expected)
+        assert (rollup["thread_id"], rollup["user_id"]) == ("t-9", "u-7")
+    live = handler.costs.live()
+    total = sum(e.cost_usd or 0 for e in events if e.event_type == "llm.invoke")
+    assert live["by_thread"]["t-9"]["cost_usd"] == pytest.approx(total)
+    assert live["by_user"]["u-7"]["calls"] == 4
