@@ -42,6 +42,12 @@ from llm_audit_langchain.sampling import SamplingPolicy
 INPUT = {"messages": [HumanMessage("What is the weather in Paris? Reply briefly.")]}
 
 
+def _timed(fn: Callable[[Any], Any], arg: Any) -> float:
+    start = time.process_time()
+    fn(arg)
+    return time.process_time() - start
+
+
 def best(fn: Callable[[], Any], repeat: int) -> float:
     """Minimum CPU seconds of ``fn`` over ``repeat`` calls."""
     times = []
@@ -87,10 +93,11 @@ def replay_callbacks(handler: AuditCallbackHandler,
             getattr(handler, name)(*args, **kw)
 
 
-def capture(graph: Any, runs: int) -> tuple[AuditCallbackHandler, list[AuditEvent]]:
-    """A handler whose queue is a plain list: the hot path alone, no worker."""
+def capture(graph: Any, runs: int) -> tuple[AuditCallbackHandler, list[Any]]:
+    """A handler whose queue is a plain list: the hot path alone, no worker. The list holds
+    what the callbacks queue: events still to be built by the worker."""
     handler = AuditCallbackHandler(exporters=[], config=AuditConfig(exporter="none"))
-    events: list[AuditEvent] = []
+    events: list[Any] = []
     handler._pipeline.enqueue = events.append  # type: ignore[method-assign]
     config = {"callbacks": [handler]}
     for _ in range(runs):
@@ -114,8 +121,11 @@ def main() -> None:
     null._pipeline.enqueue = lambda event: None  # type: ignore[method-assign]
     hot = best(lambda: replay_callbacks(null, calls, runs), repeat)
 
-    def fresh_events() -> list[AuditEvent]:
+    def fresh_queued() -> list[Any]:
         return capture(graph, runs)[1]
+
+    def fresh_events() -> list[AuditEvent]:
+        return [item.build() for item in fresh_queued()]
 
     processors = default_processors(config)
     sanitizer = default_sanitizer(config)
@@ -128,6 +138,10 @@ def main() -> None:
             work(data)
             samples.append(time.process_time() - start)
         return min(samples)
+
+    def build(queued: list[Any]) -> None:
+        for item in queued:
+            item.build()
 
     def enriched(events: list[AuditEvent]) -> list[AuditEvent]:
         for event in events:
@@ -163,6 +177,8 @@ def main() -> None:
 
         costs = {
             "hot path (replayed callbacks)": hot,
+            "build events (worker)": min(
+                _timed(build, fresh_queued()) for _ in range(repeat)),
             "enrich": stage(lambda e: e, run_enrich),
             "sanitize": stage(enriched, run_sanitize),
             "sample": stage(sanitized, run_sample),

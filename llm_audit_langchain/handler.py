@@ -94,6 +94,60 @@ def set_default_handler(handler: AuditCallbackHandler | None) -> None:
     _default_handler = weakref.ref(handler) if handler is not None else None
 
 
+class PendingEvent:
+    """An event as the callback saw it, built into an ``AuditEvent`` on the worker.
+
+    The callback records only what could change or be lost (the run, the payload, the end
+    time); ids, datetimes and the event object are made off the caller's thread. ``end_perf``
+    is None for point events (no span to time).
+    """
+
+    __slots__ = ("_built", "action", "data", "end_ns", "end_perf", "error", "event_type",
+                 "run", "status")
+
+    def __init__(self, run: Run, event_type: AuditEventType, status: Status, action: str,
+                 data: dict[str, Any], error: ErrorDetail | None, end_ns: int,
+                 end_perf: int | None) -> None:
+        self.run, self.event_type, self.status, self.action = run, event_type, status, action
+        self.data, self.error, self.end_ns, self.end_perf = data, error, end_ns, end_perf
+        self._built: AuditEvent | None = None
+
+    def build(self) -> AuditEvent:
+        """The event (built once; later calls return the same object)."""
+        if self._built is None:
+            self._built = self._point() if self.end_perf is None else self._span(self.end_perf)
+        return self._built
+
+    def _point(self) -> AuditEvent:
+        run = self.run
+        return fast_event(
+            event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
+            parent_span_id=run.parent_span_id, timestamp=_utc(self.end_ns),
+            event_type=self.event_type, agent=run.agent, action=self.action,
+            status=self.status, run_id=run.run_id_text, data=self.data, error=self.error,
+        )
+
+    def _span(self, end_perf: int) -> AuditEvent:
+        run, data, extra = self.run, self.data, self.run.extra
+        unknown_start = extra.get("start_unknown", False)
+        if unknown_start:
+            data["start_unknown"] = True
+        if extra.get("root"):
+            data["run_root"] = True
+            if extra.get("trace_root"):
+                data["trace_root"] = True
+                if "upstream_sampled" in extra:
+                    data["upstream_sampled"] = extra["upstream_sampled"]
+        return fast_event(
+            event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
+            parent_span_id=run.parent_span_id, timestamp=_utc(self.end_ns),
+            start_time=_utc(run.start_ns), event_type=self.event_type, agent=run.agent,
+            action=self.action, status=self.status,
+            latency_ms=None if unknown_start else (end_perf - run.start_perf_ns) / 1e6,
+            run_id=run.run_id_text, data=data, error=self.error,
+        )
+
+
 def _never_raises(method: Callable[P, R]) -> Callable[P, R | None]:
     """Run a callback; on any failure count it, log once per cause, and return None."""
 
@@ -656,26 +710,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
         status: Status,
         data: dict[str, Any],
         error: ErrorDetail | None = None,
-    ) -> AuditEvent:
-        end_ns, end_perf = time.time_ns(), time.perf_counter_ns()
-        extra = run.extra
-        unknown_start = extra.get("start_unknown", False)
-        if unknown_start:
-            data["start_unknown"] = True
-        if extra.get("root"):
-            data["run_root"] = True
-            if extra.get("trace_root"):
-                data["trace_root"] = True
-                if "upstream_sampled" in extra:
-                    data["upstream_sampled"] = extra["upstream_sampled"]
-        return fast_event(
-            event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
-            parent_span_id=run.parent_span_id, timestamp=_utc(end_ns),
-            start_time=_utc(run.start_ns), event_type=event_type, agent=run.agent,
-            action=run.name, status=status,
-            latency_ms=None if unknown_start else (end_perf - run.start_perf_ns) / 1e6,
-            run_id=run.run_id_text, data=data, error=error,
-        )
+    ) -> PendingEvent:
+        return PendingEvent(run, event_type, status, run.name, data, error,
+                            time.time_ns(), time.perf_counter_ns())
 
     def _point_event(
         self,
@@ -685,13 +722,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
         action: str,
         data: dict[str, Any],
         error: ErrorDetail | None = None,
-    ) -> AuditEvent:
-        return fast_event(
-            event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
-            parent_span_id=run.parent_span_id, timestamp=_utc(time.time_ns()),
-            event_type=event_type, agent=run.agent, action=action, status=status,
-            run_id=run.run_id_text, data=data, error=error,
-        )
+    ) -> PendingEvent:
+        return PendingEvent(run, event_type, status, action, data, error, time.time_ns(), None)
 
     @staticmethod
     def _add_user_metadata(run: Run, data: dict[str, Any]) -> None:
@@ -726,7 +758,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
     def _tool_info(run: Run) -> dict[str, Any]:
         return {k: run.extra[k] for k in ("tool_call_id", "selected_by_span_id") if k in run.extra}
 
-    def _emit(self, event: AuditEvent) -> None:
+    def _emit(self, event: PendingEvent) -> None:
         self._pipeline.enqueue(event)
 
     def _internal_error(self, where: str, exc: BaseException) -> None:

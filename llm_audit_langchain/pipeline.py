@@ -38,6 +38,14 @@ Processor = Callable[[AuditEvent], AuditEvent | None]
 """A worker-side step: returns the (possibly changed) event, or None to drop it."""
 
 
+class Deferred(Protocol):
+    """An event the hot path queued unbuilt; the worker calls ``build()`` (see handler.py)."""
+
+    def build(self) -> AuditEvent:
+        """The event."""
+        ...
+
+
 class Sampler(Protocol):
     """Decides, per trace, which events reach the exporters (see ``sampling.py``)."""
 
@@ -149,7 +157,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._settled_cv = threading.Condition(threading.Lock())
         self._wake = threading.Event()
-        self._queue: deque[AuditEvent] = deque()
+        self._queue: deque[AuditEvent | Deferred] = deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._stopped = False
@@ -166,8 +174,8 @@ class Pipeline:
 
     # ---- hot path -----------------------------------------------------------------------------
 
-    def enqueue(self, event: AuditEvent) -> None:
-        """Queue one event; never blocks on I/O and never raises."""
+    def enqueue(self, event: AuditEvent | Deferred) -> None:
+        """Queue one event (or one the worker will build); never blocks on I/O, never raises."""
         with self._lock:
             if self._stopped:
                 self._enqueued += 1
@@ -314,12 +322,15 @@ class Pipeline:
             self._deliver()
         self._deliver()
 
-    def _process(self, batch: list[AuditEvent]) -> list[AuditEvent]:
+    def _process(self, batch: list[AuditEvent | Deferred]) -> list[AuditEvent]:
         """Enrich → observe → sample → sanitize. Sampling comes before sanitizing so the
         sanitizer's cost is paid only for the traces that are kept; nothing leaves the process
         unsanitized either way (observers run in-process, see ``AuditCallbackHandler``)."""
         kept: list[AuditEvent] = []
-        for event in batch:
+        for item in batch:
+            event = self._built(item)
+            if event is None:
+                continue
             enriched = self._enrich(event)
             if enriched is None:
                 continue
@@ -337,6 +348,16 @@ class Pipeline:
             if sampled_out:
                 self._drop("sampled_out", sampled_out)
         return self._sanitize_all(kept)
+
+    def _built(self, item: AuditEvent | Deferred) -> AuditEvent | None:
+        if isinstance(item, AuditEvent):
+            return item
+        try:
+            return item.build()
+        except Exception as exc:
+            self._warn_once("event construction", exc)
+            self._drop("build_error", 1)
+            return None
 
     def _enrich(self, event: AuditEvent) -> AuditEvent | None:
         current: AuditEvent | None = event

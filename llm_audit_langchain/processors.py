@@ -66,6 +66,8 @@ def measure_prompt_efficiency(event: AuditEvent) -> AuditEvent:
     from .pricing import context_window
 
     llm = (event.data.get("_raw") or {}).get("llm")
+    if llm is not None and not isinstance(llm, AuditEvent):
+        llm = llm.build()  # queued unbuilt by the handler; built (and enriched) before us
     chars: dict[str, int] = event.data.pop("chars_by_role", {})
     if not isinstance(llm, AuditEvent):
         return event
