@@ -13,13 +13,15 @@ from .events import AuditEvent, AuditEventType
 E = AuditEventType
 
 
-def event_measures(event: AuditEvent) -> list[str]:
-    """The compact measures of one event for one-line views: ``12.3ms``, ``tok=in/out``, cost."""
+def event_measures(event: AuditEvent, *, spelled_out: bool = False) -> list[str]:
+    """Latency, tokens and cost of one event: compact for one-line views (``12.3ms``,
+    ``tok=in/out``), or spelled out for the tree (``12.3 ms``, ``in / out tokens``)."""
     parts = []
+    gap, tokens = (" ", "{} in / {} out tokens") if spelled_out else ("", "tok={}/{}")
     if event.latency_ms is not None:
-        parts.append(f"{event.latency_ms:.1f}ms")
+        parts.append(f"{event.latency_ms:.1f}{gap}ms")
     if event.tokens_input is not None or event.tokens_output is not None:
-        parts.append(f"tok={event.tokens_input}/{event.tokens_output}")
+        parts.append(tokens.format(event.tokens_input, event.tokens_output))
     if event.cost_usd is not None:
         parts.append(f"${event.cost_usd:.6f}")
     return parts
@@ -33,12 +35,7 @@ def _span_line(event: AuditEvent) -> str:
         parts[0] = f"tool {event.action}"
     elif event.event_type == E.AGENT_ROUTE:
         parts[0] = f"route {event.data.get('from_node')} → {event.data.get('destination')}"
-    if event.latency_ms is not None:
-        parts.append(f"{event.latency_ms:.1f} ms")
-    if event.tokens_input is not None or event.tokens_output is not None:
-        parts.append(f"{event.tokens_input} in / {event.tokens_output} out tokens")
-    if event.cost_usd is not None:
-        parts.append(f"${event.cost_usd:.6f}")
+    parts.extend(event_measures(event, spelled_out=True))
     if event.status != "ok":
         parts.append(event.status.upper())
     if event.error is not None:
