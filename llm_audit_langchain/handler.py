@@ -24,27 +24,36 @@ import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
-from langchain_core.runnables.config import var_child_runnable_config
 
 from .config import AuditConfig
 from .context import (
     TraceContext,
     malformed_traceparent_count,
-    new_event_id,
     new_span_id,
     set_run_context_lookup,
 )
 from .context import new_trace_id as _new_trace_id
 from .decisions import DecisionTracker
-from .events import AuditEvent, AuditEventType, ErrorDetail, Status, fast_event
+from .events import AuditEvent, AuditEventType, ErrorDetail, Status
 from .exporters.base import Exporter
+from .mapping import (
+    chars_by_role,
+    context_parent_run_id,
+    control_flow_kind,
+    has_graph_step,
+    may_be_cached,
+    qualified_name,
+    route_destination,
+    serialized_name,
+    tool_name,
+)
+from .pending import PendingEvent
 from .pipeline import Pipeline, Processor
 from .rollup import CostRollup
 from .runs import Run, RunTracker, tag_number
@@ -57,7 +66,6 @@ R = TypeVar("R")
 
 E = AuditEventType
 _MAX_TOOL_CALLS = 10_000
-_GRAPH_STEP = "graph:step:"
 _SEQ_STEP = "seq:step:"
 _LANGGRAPH_KEYS = ("langgraph_node", "langgraph_step", "langgraph_checkpoint_ns", "langgraph_path")
 _END_KIND = {"chain": E.CHAIN_END, "llm": E.LLM_INVOKE, "tool": E.TOOL_RESULT,
@@ -72,7 +80,7 @@ _live_handlers: weakref.WeakSet[AuditCallbackHandler] = weakref.WeakSet()
 
 def current_run_context() -> TraceContext | None:
     """The trace context of the innermost audited LangChain run the caller is in, if any."""
-    run_id = _context_parent_run_id()
+    run_id = context_parent_run_id()
     if run_id is None:
         return None
     for handler in list(_live_handlers):
@@ -94,60 +102,6 @@ def set_default_handler(handler: AuditCallbackHandler | None) -> None:
     _default_handler = weakref.ref(handler) if handler is not None else None
 
 
-class PendingEvent:
-    """An event as the callback saw it, built into an ``AuditEvent`` on the worker.
-
-    The callback records only what could change or be lost (the run, the payload, the end
-    time); ids, datetimes and the event object are made off the caller's thread. ``end_perf``
-    is None for point events (no span to time).
-    """
-
-    __slots__ = ("_built", "action", "data", "end_ns", "end_perf", "error", "event_type",
-                 "run", "status")
-
-    def __init__(self, run: Run, event_type: AuditEventType, status: Status, action: str,
-                 data: dict[str, Any], error: ErrorDetail | None, end_ns: int,
-                 end_perf: int | None) -> None:
-        self.run, self.event_type, self.status, self.action = run, event_type, status, action
-        self.data, self.error, self.end_ns, self.end_perf = data, error, end_ns, end_perf
-        self._built: AuditEvent | None = None
-
-    def build(self) -> AuditEvent:
-        """The event (built once; later calls return the same object)."""
-        if self._built is None:
-            self._built = self._point() if self.end_perf is None else self._span(self.end_perf)
-        return self._built
-
-    def _point(self) -> AuditEvent:
-        run = self.run
-        return fast_event(
-            event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
-            parent_span_id=run.parent_span_id, timestamp=_utc(self.end_ns),
-            event_type=self.event_type, agent=run.agent, action=self.action,
-            status=self.status, run_id=run.run_id_text, data=self.data, error=self.error,
-        )
-
-    def _span(self, end_perf: int) -> AuditEvent:
-        run, data, extra = self.run, self.data, self.run.extra
-        unknown_start = extra.get("start_unknown", False)
-        if unknown_start:
-            data["start_unknown"] = True
-        if extra.get("root"):
-            data["run_root"] = True
-            if extra.get("trace_root"):
-                data["trace_root"] = True
-                if "upstream_sampled" in extra:
-                    data["upstream_sampled"] = extra["upstream_sampled"]
-        return fast_event(
-            event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
-            parent_span_id=run.parent_span_id, timestamp=_utc(self.end_ns),
-            start_time=_utc(run.start_ns), event_type=self.event_type, agent=run.agent,
-            action=self.action, status=self.status,
-            latency_ms=None if unknown_start else (end_perf - run.start_perf_ns) / 1e6,
-            run_id=run.run_id_text, data=data, error=self.error,
-        )
-
-
 def _never_raises(method: Callable[P, R]) -> Callable[P, R | None]:
     """Run a callback; on any failure count it, log once per cause, and return None."""
 
@@ -163,46 +117,6 @@ def _never_raises(method: Callable[P, R]) -> Callable[P, R | None]:
 
     return guarded
 
-
-def _utc(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
-
-
-def _control_flow_kind(error: BaseException) -> str | None:
-    """'interrupt' or 'bubble_up' for LangGraph control flow, which is never an error."""
-    try:
-        from langgraph.errors import GraphBubbleUp, GraphInterrupt
-    except ImportError:  # pragma: no cover - langgraph is a dependency
-        return None
-    if isinstance(error, GraphInterrupt):
-        return "interrupt"
-    return "bubble_up" if isinstance(error, GraphBubbleUp) else None
-
-
-def _route_destination(output: Any) -> Any:
-    """The destination a routing function chose, or None when ``output`` is not a route."""
-    if isinstance(output, str):
-        return output
-    node = getattr(output, "node", None)  # langgraph Send
-    if isinstance(node, str):
-        return {"send": node}
-    if isinstance(output, list | tuple) and output:
-        parts = [_route_destination(item) for item in output]
-        return None if any(p is None for p in parts) else parts
-    return None
-
-
-def _may_be_cached(message: Any) -> bool:
-    """Cheap filter before ``is_cache_hit``: LangChain's cache marks what it returns."""
-    usage = getattr(message, "usage_metadata", None)
-    if isinstance(usage, dict) and "total_cost" in usage:
-        return True
-    message_id = getattr(message, "id", None)
-    return isinstance(message_id, str) and message_id.startswith("lc_run--")
-
-
-def _has_graph_step(tags: list[str]) -> bool:
-    return any(tag.startswith(_GRAPH_STEP) for tag in tags)
 
 class AuditCallbackHandler(BaseCallbackHandler):
     """Audit every LangChain/LangGraph run this handler is attached to.
@@ -415,7 +329,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             self._decisions.on_success(run)
             goto = getattr(outputs, "goto", None)  # a node returning Command(goto=...)
             if goto:
-                data = {"from_node": run.agent, "destination": _route_destination(goto),
+                data = {"from_node": run.agent, "destination": route_destination(goto),
                         "via": "command", **self._graph_info(run)}
                 self._emit(self._point_event(run, E.AGENT_ROUTE, "ok", run.name, data))
         destination = self._route_of(run, outputs)
@@ -440,7 +354,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         generation = first[0] if first else None
         message = getattr(generation, "message", None)
         params = dict(run.extra.get("invocation_params") or {})
-        offered = [_tool_name(t) for t in params.pop("tools", None) or ()]
+        offered = [tool_name(t) for t in params.pop("tools", None) or ()]
         data: dict[str, Any] = {
             "messages": run.inputs,
             "output": message if message is not None else getattr(generation, "text", None),
@@ -456,7 +370,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             data["chunks"] = run.chunks
             data["time_to_first_token_ms"] = (run.first_token_perf_ns - run.start_perf_ns) / 1e6
         # Point events first, so they reach exporters no later than the span they belong to.
-        if _may_be_cached(message) and is_cache_hit(message, run.run_id):  # type: ignore[arg-type]
+        if may_be_cached(message) and is_cache_hit(message, run.run_id):  # type: ignore[arg-type]
             data["cache_hit"] = True
             self._emit(self._point_event(run, E.CACHE_HIT, "ok", run.name,
                                          {"message_id": getattr(message, "id", None)}))
@@ -471,7 +385,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         llm_event = self._span_event(run, E.LLM_INVOKE, "ok", data)
         self._emit(llm_event)
         # after its LLM event: the worker fills it from that event's usage (FIFO order)
-        efficiency = {"chars_by_role": _chars_by_role(run.inputs), "_raw": {"llm": llm_event}}
+        efficiency = {"chars_by_role": chars_by_role(run.inputs), "_raw": {"llm": llm_event}}
         self._emit(self._point_event(run, E.PROMPT_EFFICIENCY, "ok", run.name, efficiency))
 
     @_never_raises
@@ -547,15 +461,15 @@ class AuditCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None,
         inputs: Any,
     ) -> Run:
-        name = kwargs.get("name") or _serialized_name(serialized) or kind
+        name = kwargs.get("name") or serialized_name(serialized) or kind
         metadata = metadata or {}
         tags = tags or []
         if parent_run_id is None:
-            parent_run_id = _context_parent_run_id()
+            parent_run_id = context_parent_run_id()
         parent = self._runs.get(parent_run_id)
         node: str | None = metadata.get("audit_agent") or metadata.get("langgraph_node")
         is_node = (kind == "chain" and metadata.get("langgraph_node") == name
-                   and _has_graph_step(tags))
+                   and has_graph_step(tags))
         parent_span: str | None
         ctx: TraceContext | None = None
         if parent is not None:
@@ -630,7 +544,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         run = self._close(run_id, kind, kwargs)
         if run is None:
             return
-        flow = _control_flow_kind(error)
+        flow = control_flow_kind(error)
         if flow == "interrupt":
             data = {"phase": "interrupt", "interrupts": error.args[0] if error.args else None,
                     **self._graph_info(run)}
@@ -658,7 +572,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         run = self._runs.get(run_id) or self._orphan(run_id, "llm", kwargs)
         data = {"reason": kwargs.get("reason"), **self._graph_info(run)}
         self._emit(self._point_event(run, E.LLM_GUARDRAIL, "ok", run.name, data,
-                                     ErrorDetail(type=_qualified_name(type(error)),
+                                     ErrorDetail(type=qualified_name(type(error)),
                                                  message=str(error))))
 
     def _error_detail(self, error: BaseException, run: Run) -> ErrorDetail:
@@ -669,7 +583,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             formatted = "".join(traceback.format_exception(error))
             self._last_error = (error, formatted)
         snapshot = run.inputs if self.config.include_snapshots else None
-        return ErrorDetail(type=_qualified_name(type(error)), message=str(error),
+        return ErrorDetail(type=qualified_name(type(error)), message=str(error),
                            traceback=formatted, input_snapshot=snapshot)
 
     def _route_of(self, run: Run, outputs: Any) -> Any:
@@ -681,7 +595,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if parent is None or not parent.is_node:
             return None
         step = tag_number(run.tags, _SEQ_STEP)
-        return _route_destination(outputs) if step is not None and step >= 2 else None
+        return route_destination(outputs) if step is not None and step >= 2 else None
 
     def _emit_tool_selection(self, run: Run, offered: list[str], calls: list[Any]) -> None:
         chosen = [{"name": c.get("name"), "args": c.get("args"), "id": c.get("id")} for c in calls]
@@ -771,59 +685,6 @@ class AuditCallbackHandler(BaseCallbackHandler):
             logger.warning("audit handler error in %s (the run is unaffected; further ones "
                            "are only counted)", where, exc_info=exc)
 
-
-def _chars_by_role(prompt: Any) -> dict[str, int]:
-    """Characters of prompt text per message role (``prompt`` for plain string prompts)."""
-    counts: dict[str, int] = {}
-    for message in prompt if isinstance(prompt, list) else ():
-        if isinstance(message, list):  # several prompts in one call: count them all
-            for role, n in _chars_by_role(message).items():
-                counts[role] = counts.get(role, 0) + n
-            continue
-        role = getattr(message, "type", "prompt")
-        content = getattr(message, "content", message)
-        if isinstance(content, str):
-            size = len(content)
-        else:  # content blocks
-            size = sum(len(b.get("text", "")) if isinstance(b, dict) else len(str(b))
-                       for b in content or ())
-        counts[role] = counts.get(role, 0) + size
-    return counts
-
-
-def _serialized_name(serialized: dict[str, Any] | None) -> str | None:
-    if not serialized:
-        return None
-    name = serialized.get("name")
-    if name:
-        return str(name)
-    ids = serialized.get("id")
-    return str(ids[-1]) if isinstance(ids, list) and ids else None
-
-
-def _tool_name(tool: Any) -> str:
-    if isinstance(tool, dict):
-        function = tool.get("function")
-        if isinstance(function, dict) and "name" in function:
-            return str(function["name"])
-        return str(tool.get("name") or tool.get("title") or "unknown")
-    return str(getattr(tool, "name", None) or getattr(tool, "__name__", "unknown"))
-
-
-def _qualified_name(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
-def _context_parent_run_id() -> UUID | None:
-    """The run LangChain says we are inside of, for runs started without a parent id (an upstream
-    bug drops it for ``RunnableWithFallbacks`` children under ``invoke``)."""
-    config = var_child_runnable_config.get()
-    if not config:
-        return None
-    callbacks = config.get("callbacks")
-    parent = getattr(callbacks, "parent_run_id", None)
-    return parent if isinstance(parent, UUID) else None
 
 
 set_run_context_lookup(current_run_context)
