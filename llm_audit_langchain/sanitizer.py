@@ -33,13 +33,13 @@ import re
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from collections.abc import Set as AbstractSet
 from datetime import date, time
 from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
-from itertools import groupby
+from itertools import groupby, islice
 from pathlib import PurePath
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
@@ -682,6 +682,7 @@ class Sanitizer:
         sensitive_keys: Iterable[str] | None = None,
         max_string_length: int = 16_384,
         max_depth: int = 32,
+        max_items: int = 1_000,
     ) -> None:
         if mode not in ("none", "redacted", "full"):
             raise ValueError(f"mode must be 'none', 'redacted' or 'full', not {mode!r}")
@@ -690,6 +691,7 @@ class Sanitizer:
         self.mode = mode
         self.max_string_length = max_string_length
         self.max_depth = max_depth
+        self.max_items = max(1, max_items)
         key = hmac_key.encode() if isinstance(hmac_key, str) else hmac_key
         self._hmac = None if not key else hmac.new(key, digestmod=hashlib.sha256)
         extra_keys = [k for k in (sensitive_keys or ()) if _normal_key(k)]
@@ -924,7 +926,7 @@ class Sanitizer:
             return stop
         try:
             out: dict[str, Any] = {}
-            for key, item in list(mapping.items()):
+            for key, item in self._head(mapping.items(), len(mapping), out):
                 name = key if type(key) is str else self._key_text(key)
                 if self.mode != "full" and self._is_sensitive_key(name):
                     cleaned = self._mask(item)
@@ -940,9 +942,28 @@ class Sanitizer:
         if stop is not None:
             return stop
         try:
-            return [self._node(item, depth + 1, active) for item in list(items)]
+            size = len(items) if isinstance(items, Sized) else None
+            tail: list[Any] = []
+            walked = [self._node(item, depth + 1, active) for item in self._head(items, size, tail)]
+            return walked + tail
         finally:
             active.discard(id(owner))
+
+    def _head(self, items: Iterable[Any], size: int | None, overflow: Any) -> list[Any]:
+        """At most ``max_items`` items of a container (a huge list or a ``range(10**12)`` must
+        not stall the worker). When more are cut, a marker saying how many is added to
+        ``overflow`` (the output list, or the output dict under the key ``…``). A container of
+        exactly ``max_items + 1`` is kept whole, so the marker never triggers a second cut."""
+        head = list(islice(items, self.max_items + 2))
+        if len(head) <= self.max_items + 1:
+            return head
+        more = f"{size - self.max_items}" if size is not None else "more"
+        marker = f"[TRUNCATED: {more} more items]"
+        if isinstance(overflow, dict):
+            overflow["…"] = marker
+        else:
+            overflow.append(marker)
+        return head[: self.max_items]
 
     def _fields(
         self, owner: object, fields: Mapping[str, Any], depth: int, active: set[int]

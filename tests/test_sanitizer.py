@@ -709,3 +709,13 @@ def test_secret_after_an_escape_sequence_in_a_repr_is_redacted(
 def test_escape_sequences_themselves_are_kept() -> None:
     assert sanitize(r"C:\new\table\readme") == r"C:\new\table\readme"
     assert sanitize("line\\nmail ana@example.com") == "line\\nmail [REDACTED_EMAIL]"
+
+
+def test_huge_containers_are_cut_not_walked() -> None:
+    # found by the property test above: a range(10**12) argument stalled the worker for minutes
+    out = Sanitizer(max_items=100)({"ids": range(10**12), "rows": dict.fromkeys(range(10**4), "x")})
+    assert out["ids"][:3] == [0, 1, 2] and len(out["ids"]) == 101
+    assert out["ids"][-1] == f"[TRUNCATED: {10**12 - 100} more items]"
+    assert len(out["rows"]) == 101 and out["rows"]["…"] == "[TRUNCATED: 9900 more items]"
+    assert Sanitizer(max_items=100)(out) == out  # the cut is idempotent
+    assert sanitize(list(range(1_001))) == list(range(1_001))  # max_items + 1 kept whole
