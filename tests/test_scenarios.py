@@ -391,3 +391,24 @@ def test_llm_cache_hit_is_recorded_and_not_billed(handler: AuditCallbackHandler,
     assert (hit.tokens_input, hit.tokens_output, hit.cost_usd) == (0, 0, 0.0)
     [cache_event] = [e for e in events if e.event_type == "cache.hit"]
     assert cache_event.span_id == hit.span_id
+
+
+async def test_ainvoke_callbacks_run_on_the_loop_thread_without_executor_hop(
+    memory: MemoryExporter,
+) -> None:
+    # run_inline: under ainvoke LangChain would otherwise hop every sync callback to the loop's
+    # executor (~160 µs each, DESIGN.md §5)
+    from conftest import fast_config
+
+    threads: set[int] = set()
+
+    class Watching(AuditCallbackHandler):
+        def on_chain_start(self, *args: Any, **kwargs: Any) -> None:
+            threads.add(threading.get_ident())
+            super().on_chain_start(*args, **kwargs)
+
+    handler = Watching(exporters=[memory], config=fast_config())
+    await weather_agent().ainvoke(ask("Paris"), config={"callbacks": [handler]})
+    assert threads == {threading.get_ident()}
+    assert handler.flush(10) and memory.events
+    handler.shutdown(5)
