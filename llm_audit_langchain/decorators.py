@@ -27,11 +27,11 @@ from typing import Any, TypeVar, cast, overload
 
 from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langchain_core.runnables.config import var_child_runnable_config
 
 from .context import TraceContext, new_event_id, new_span_id, new_trace_id
 from .events import AuditEvent, AuditEventType, Status
 from .handler import AuditCallbackHandler, get_default_handler
+from .mapping import context_parent_run_id
 
 logger = logging.getLogger("llm_audit_langchain")
 
@@ -39,18 +39,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 _warned_no_handler = False
 
 
-def _inside_run() -> bool:
-    config = var_child_runnable_config.get()
-    callbacks = config.get("callbacks") if config else None
-    return getattr(callbacks, "parent_run_id", None) is not None
-
-
 def _config(agent: str | None, action: str, capture_result: bool) -> RunnableConfig:
     metadata: dict[str, Any] = {"audit_capture_result": capture_result}
     if agent is not None:
         metadata["audit_agent"] = agent
     config: RunnableConfig = {"run_name": action, "metadata": metadata}
-    if not _inside_run():
+    if not context_parent_run_id() is not None:
         handler = get_default_handler()
         if handler is not None:
             config["callbacks"] = [handler]
@@ -125,7 +119,7 @@ def emit(
     name = str(event_type)
     payload = dict(data or {})
     try:
-        if handler is None and _inside_run():
+        if handler is None and context_parent_run_id() is not None:
             dispatch_custom_event(name, payload)
             return
         target = handler or get_default_handler()
