@@ -22,7 +22,6 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar, cast, overload
 
 from langchain_core.callbacks import dispatch_custom_event
@@ -32,6 +31,7 @@ from .context import TraceContext, new_event_id, new_span_id, new_trace_id
 from .events import AuditEvent, AuditEventType, Status
 from .handler import AuditCallbackHandler, get_default_handler
 from .mapping import context_parent_run_id
+from .pending import utc_from_ns
 
 logger = logging.getLogger("llm_audit_langchain")
 
@@ -131,7 +131,7 @@ def emit(
         target.emit_event(AuditEvent(
             event_id=new_event_id(), trace_id=ctx.trace_id if ctx else new_trace_id(),
             span_id=new_span_id(), parent_span_id=ctx.span_id if ctx else None,
-            timestamp=datetime.fromtimestamp(time.time(), UTC),
+            timestamp=utc_from_ns(time.time_ns()),
             event_type=kind or AuditEventType.CUSTOM, agent=agent or "app",
             action=action or name, status=status,
             data={"payload": payload, "trace_root": ctx is None},

@@ -23,22 +23,18 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
 from typing import Any
 
 from .context import TraceContext, _from_opentelemetry, new_event_id, new_span_id
 from .events import AuditEvent, AuditEventType, ErrorDetail, Status
 from .handler import AuditCallbackHandler, get_default_handler
+from .pending import utc_from_ns
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-def _utc(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
-
 
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers") or ():
@@ -156,8 +152,8 @@ class _Request:
         return AuditEvent(
             event_id=new_event_id(), trace_id=self.ctx.trace_id,
             span_id=self.ctx.span_id or new_span_id(), parent_span_id=self.parent,
-            timestamp=_utc(end_ns if end_ns is not None else self.start_ns),
-            start_time=_utc(self.start_ns) if end_ns is not None else None,
+            timestamp=utc_from_ns(end_ns if end_ns is not None else self.start_ns),
+            start_time=utc_from_ns(self.start_ns) if end_ns is not None else None,
             event_type=kind, agent=self.agent,
             action=f"{data.get('method')} {data.get('route') or data.get('path')}",
             status=status, data=data, error=self.error if end_ns is not None else None,
