@@ -112,7 +112,8 @@ class DecisionTracker:
 
     def on_parent_end(self, run_id: UUID) -> None:
         """A parent ended: forget the failures of its children."""
-        self._failed_child.pop(run_id, None)
+        if self._failed_child:  # usually empty: skip hashing the UUID
+            self._failed_child.pop(run_id, None)
 
     def __len__(self) -> int:
         return len(self._failed_child) + len(self._failed_task)

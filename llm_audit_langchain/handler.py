@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import threading
@@ -67,7 +66,6 @@ R = TypeVar("R")
 E = AuditEventType
 _MAX_TOOL_CALLS = 10_000
 _SEQ_STEP = "seq:step:"
-_LANGGRAPH_KEYS = ("langgraph_node", "langgraph_step", "langgraph_checkpoint_ns", "langgraph_path")
 _END_KIND = {"chain": E.CHAIN_END, "llm": E.LLM_INVOKE, "tool": E.TOOL_RESULT,
              "retriever": E.RETRIEVER_END}
 _ERROR_KIND = {"chain": E.CHAIN_ERROR, "llm": E.LLM_ERROR, "tool": E.TOOL_ERROR,
@@ -144,10 +142,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self.config = config if config is not None else AuditConfig.from_env()
         self._enabled = self.config.enabled
+        if not self._enabled:  # a no-op handler: LangChain skips every callback
+            self.ignore_chain = self.ignore_llm = self.ignore_chat_model = True
+            self.ignore_retriever = self.ignore_retry = self.ignore_custom_event = True
+            self.ignore_agent = True
         self._runs = RunTracker(self.config.run_ttl_s, self.config.max_runs)
         self._tool_calls: dict[str, str] = {}  # tool_call_id -> span id of the LLM that chose it
         self._decisions = DecisionTracker()
-        self._closed: OrderedDict[UUID, None] = OrderedDict()  # recent runs: spot duplicate ends
+        self._closed: OrderedDict[int, None] = OrderedDict()  # recent run_id.int: duplicate ends
         self._duplicates = 0
         self._counts_lock = threading.Lock()
         self._internal_errors = 0
@@ -194,33 +196,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
         """Send a ready-made event through the pipeline (sanitized and sampled like the rest)."""
         self._pipeline.enqueue(event)
 
-    @property
-    def ignore_chain(self) -> bool:
-        return not self._enabled
-
-    @property
-    def ignore_llm(self) -> bool:
-        return not self._enabled
-
-    @property
-    def ignore_chat_model(self) -> bool:
-        return not self._enabled
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return not self._enabled
-
-    @property
-    def ignore_retry(self) -> bool:
-        return not self._enabled
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return not self._enabled
-
-    @property
-    def ignore_agent(self) -> bool:
-        return not self._enabled  # LangChain routes tool callbacks through this flag too
+    # LangChain reads these flags before every callback: plain attributes (set in __init__)
+    # instead of BaseCallbackHandler's properties save a Python call each time.
+    ignore_chain = ignore_llm = ignore_chat_model = ignore_retriever = False
+    ignore_retry = ignore_custom_event = False
+    ignore_agent = False  # LangChain routes tool callbacks through this flag too
 
     # ---- start callbacks ----------------------------------------------------------------------
 
@@ -240,7 +220,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
                          inputs)
         resume = getattr(inputs, "resume", None)  # graph.invoke(Command(resume=...))
         if resume is not None and run.extra.get("root"):
-            data = {"phase": "resume", "resume": resume, **self._graph_info(run)}
+            data = {"phase": "resume", "resume": resume}
             self._emit(self._point_event(run, E.AGENT_INTERRUPT, "ok", run.name, data))
 
     @_never_raises
@@ -330,14 +310,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
             goto = getattr(outputs, "goto", None)  # a node returning Command(goto=...)
             if goto:
                 data = {"from_node": run.agent, "destination": route_destination(goto),
-                        "via": "command", **self._graph_info(run)}
+                        "via": "command"}
                 self._emit(self._point_event(run, E.AGENT_ROUTE, "ok", run.name, data))
         destination = self._route_of(run, outputs)
         if destination is not None:
-            data = {"from_node": run.agent, "destination": destination, **self._graph_info(run)}
+            data = {"from_node": run.agent, "destination": destination}
             self._emit(self._span_event(run, E.AGENT_ROUTE, "ok", data))
             return
-        data = {**self._graph_info(run)}
+        data: dict[str, Any] = {}
         if run.metadata.get("audit_capture_result") is not False:
             data["outputs"] = outputs
         if run.extra.get("root"):
@@ -361,7 +341,6 @@ class AuditCallbackHandler(BaseCallbackHandler):
             "invocation_params": params,
             "provider": run.metadata.get("ls_provider"),
             "streamed": run.chunks > 0,
-            **self._graph_info(run),
             "_raw": {"response": response, "metadata": run.metadata, "run_id": run.run_id},
         }
         if offered:
@@ -379,8 +358,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             self._emit_tool_selection(run, offered, tool_calls)
         if "langgraph_node" in run.metadata:  # the model decides whether the agent loop goes on
             decision = {"decision": "call_tools" if tool_calls else "respond",
-                        "tools": [c.get("name") for c in tool_calls or ()],
-                        **self._graph_info(run)}
+                        "tools": [c.get("name") for c in tool_calls or ()]}
             self._emit(self._point_event(run, E.AGENT_DECISION, "ok", run.name, decision))
         llm_event = self._span_event(run, E.LLM_INVOKE, "ok", data)
         self._emit(llm_event)
@@ -394,8 +372,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if run is None:
             return
         failed = getattr(output, "status", None) == "error"  # a ToolMessage reporting failure
-        data = {"input": run.inputs, "output": output, **self._tool_info(run),
-                **self._graph_info(run)}
+        data = {"input": run.inputs, "output": output, **self._tool_info(run)}
         kind = E.TOOL_ERROR if failed else E.TOOL_RESULT
         self._emit(self._span_event(run, kind, "error" if failed else "ok", data))
 
@@ -404,8 +381,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         run = self._close(run_id, "retriever", kwargs)
         if run is None:
             return
-        data = {"query": run.inputs, "documents": documents, "count": len(documents or ()),
-                **self._graph_info(run)}
+        data = {"query": run.inputs, "documents": documents, "count": len(documents or ())}
         self._emit(self._span_event(run, E.RETRIEVER_END, "ok", data))
 
     # ---- error callbacks ----------------------------------------------------------------------
@@ -500,7 +476,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if decision is not None:
             status: Status = "retry" if decision.event_type is E.AGENT_RETRY else "ok"
             self._emit(self._point_event(run, decision.event_type, status, run.name,
-                                         {**decision.data, **self._graph_info(run)},
+                                         decision.data,
                                          decision.error()))
         return run
 
@@ -508,17 +484,20 @@ class AuditCallbackHandler(BaseCallbackHandler):
         """The run's start record; a stand-in if its start was never seen; None when this is a
         second end/error callback for a run already closed (ChatBedrock sends errors twice)."""
         run = self._runs.close(run_id)
+        key = run_id.int
         if run is None:
-            if run_id in self._closed:
+            if key in self._closed:
                 with self._counts_lock:
                     self._duplicates += 1
                 return None
             run = self._orphan(run_id, kind, kwargs)
         closed = self._closed
-        closed[run_id] = None
+        closed[key] = None
         if len(closed) > 4096:
-            with contextlib.suppress(KeyError):  # another thread trimmed it first
+            try:  # noqa: SIM105 - suppress() would cost a context manager on every close
                 closed.popitem(last=False)
+            except KeyError:  # another thread trimmed it first
+                pass
         self._decisions.on_parent_end(run_id)
         return run
 
@@ -546,15 +525,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
             return
         flow = control_flow_kind(error)
         if flow == "interrupt":
-            data = {"phase": "interrupt", "interrupts": error.args[0] if error.args else None,
-                    **self._graph_info(run)}
+            data = {"phase": "interrupt", "interrupts": error.args[0] if error.args else None}
             self._emit(self._span_event(run, E.AGENT_INTERRUPT, "ok", data))
             return
         if flow == "bubble_up":
-            data = {"control_flow": type(error).__name__, **self._graph_info(run)}
+            data = {"control_flow": type(error).__name__}
             self._emit(self._span_event(run, _END_KIND[kind], "ok", data))
             return
-        data = {**self._graph_info(run)}
+        data: dict[str, Any] = {}
         if run.extra.get("root"):
             data["inputs"] = run.inputs
             self._add_user_metadata(run, data)
@@ -570,7 +548,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
 
     def _guardrail(self, run_id: UUID, error: BaseException, kwargs: dict[str, Any]) -> None:
         run = self._runs.get(run_id) or self._orphan(run_id, "llm", kwargs)
-        data = {"reason": kwargs.get("reason"), **self._graph_info(run)}
+        data = {"reason": kwargs.get("reason")}
         self._emit(self._point_event(run, E.LLM_GUARDRAIL, "ok", run.name, data,
                                      ErrorDetail(type=qualified_name(type(error)),
                                                  message=str(error))))
@@ -604,7 +582,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
                 if len(self._tool_calls) >= _MAX_TOOL_CALLS:
                     self._tool_calls.pop(next(iter(self._tool_calls)), None)
                 self._tool_calls[call["id"]] = run.span_id
-        data = {"offered": offered, "calls": chosen, **self._graph_info(run)}
+        data = {"offered": offered, "calls": chosen}
         self._emit(self._point_event(run, E.TOOL_SELECTION, "ok", run.name, data))
 
     def _evict_expired(self) -> None:
@@ -614,7 +592,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
     def _emit_timeout(self, run: Run, reason: str) -> None:
         with self._counts_lock:
             self._evicted += 1
-        data = {"reason": reason, **self._graph_info(run)}
+        data = {"reason": reason}
         self._emit(self._span_event(run, _ERROR_KIND[run.kind], "timeout", data))
 
     def _span_event(
@@ -626,7 +604,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         error: ErrorDetail | None = None,
     ) -> PendingEvent:
         return PendingEvent(run, event_type, status, run.name, data, error,
-                            time.time_ns(), time.perf_counter_ns())
+                            time.perf_counter_ns(), span=True)
 
     def _point_event(
         self,
@@ -637,7 +615,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         data: dict[str, Any],
         error: ErrorDetail | None = None,
     ) -> PendingEvent:
-        return PendingEvent(run, event_type, status, action, data, error, time.time_ns(), None)
+        return PendingEvent(run, event_type, status, action, data, error, time.perf_counter_ns())
 
     @staticmethod
     def _add_user_metadata(run: Run, data: dict[str, Any]) -> None:
@@ -648,25 +626,6 @@ class AuditCallbackHandler(BaseCallbackHandler):
                 and k not in ("thread_id", "__pregel_task_id")}
         if user:
             data["metadata"] = user
-
-    @staticmethod
-    def _graph_info(run: Run) -> dict[str, Any]:
-        """LangGraph coordinates of a run (node, step, checkpoint ns, path; thread id), computed
-        once per run: several events of one run carry them."""
-        cached: dict[str, Any] | None = run.extra.get("graph_info")
-        if cached is not None:
-            return cached
-        meta = run.metadata
-        if "langgraph_node" not in meta:
-            info: dict[str, Any] = {}
-        else:
-            graph = {key[10:]: meta[key] for key in _LANGGRAPH_KEYS if key in meta}
-            thread_id = meta.get("thread_id")
-            info = {"langgraph": graph}
-            if thread_id:
-                info["thread_id"] = thread_id
-        run.extra["graph_info"] = info
-        return info
 
     @staticmethod
     def _tool_info(run: Run) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Events as the callbacks saw them, built into ``AuditEvent``s on the pipeline's worker.
 
-A callback records only what could change or be lost (the run record, the payload, the end
-time) and queues a :class:`PendingEvent`; ids, datetimes and the event object are made off the
-caller's thread, in batches (DESIGN.md §1: expensive steps move to the worker).
+A callback records only what could change or be lost (the run record, the payload, the
+moment) and queues a :class:`PendingEvent`; ids, datetimes, graph coordinates and the event
+object are made off the caller's thread, in batches (DESIGN.md §1: expensive steps move to the
+worker).
 """
 
 from __future__ import annotations
@@ -14,47 +15,70 @@ from .context import new_event_id
 from .events import AuditEvent, AuditEventType, ErrorDetail, Status, fast_event
 from .runs import Run
 
+_LANGGRAPH_KEYS = ("langgraph_node", "langgraph_step", "langgraph_checkpoint_ns", "langgraph_path")
+
 
 def utc_from_ns(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
+def graph_info(run: Run) -> dict[str, Any]:
+    """LangGraph coordinates of a run (node, step, checkpoint ns, path; thread id), computed
+    once per run: several events of one run carry them."""
+    cached: dict[str, Any] | None = run.extra.get("graph_info")
+    if cached is not None:
+        return cached
+    meta = run.metadata
+    info: dict[str, Any] = {}
+    if "langgraph_node" in meta:
+        info["langgraph"] = {key[10:]: meta[key] for key in _LANGGRAPH_KEYS if key in meta}
+        thread_id = meta.get("thread_id")
+        if thread_id:
+            info["thread_id"] = thread_id
+    run.extra["graph_info"] = info
+    return info
+
 
 class PendingEvent:
     """An event as the callback saw it, built into an ``AuditEvent`` on the worker.
 
-    The callback records only what could change or be lost (the run, the payload, the end
-    time); ids, datetimes and the event object are made off the caller's thread. ``end_perf``
-    is None for point events (no span to time).
+    The callback records only what could change or be lost (the run, the payload, the moment
+    on the monotonic clock); ids, datetimes and the event object are made off the caller's
+    thread. Wall-clock times are the run's start plus monotonic time elapsed, so a trace's
+    timestamps never run backwards when the system clock is stepped. ``span`` is False for
+    point events (no latency to report).
     """
 
-    __slots__ = ("_built", "action", "data", "end_ns", "end_perf", "error", "event_type",
-                 "run", "status")
+    __slots__ = ("_built", "action", "data", "error", "event_type", "perf_ns", "run", "span",
+                 "status")
 
     def __init__(self, run: Run, event_type: AuditEventType, status: Status, action: str,
-                 data: dict[str, Any], error: ErrorDetail | None, end_ns: int,
-                 end_perf: int | None) -> None:
+                 data: dict[str, Any], error: ErrorDetail | None, perf_ns: int,
+                 span: bool = False) -> None:
         self.run, self.event_type, self.status, self.action = run, event_type, status, action
-        self.data, self.error, self.end_ns, self.end_perf = data, error, end_ns, end_perf
+        self.data, self.error, self.perf_ns, self.span = data, error, perf_ns, span
         self._built: AuditEvent | None = None
 
     def build(self) -> AuditEvent:
         """The event (built once; later calls return the same object)."""
         if self._built is None:
-            self._built = self._point() if self.end_perf is None else self._span(self.end_perf)
+            self._built = self._make()
         return self._built
 
-    def _point(self) -> AuditEvent:
-        run = self.run
-        return fast_event(
-            event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
-            parent_span_id=run.parent_span_id, timestamp=utc_from_ns(self.end_ns),
-            event_type=self.event_type, agent=run.agent, action=self.action,
-            status=self.status, run_id=run.run_id_text, data=self.data, error=self.error,
-        )
-
-    def _span(self, end_perf: int) -> AuditEvent:
-        run, data, extra = self.run, self.data, self.run.extra
+    def _make(self) -> AuditEvent:
+        run, data = self.run, self.data
+        info = graph_info(run)
+        if info:
+            data.update(info)
+        timestamp = utc_from_ns(run.start_ns + self.perf_ns - run.start_perf_ns)
+        if not self.span:
+            return fast_event(
+                event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
+                parent_span_id=run.parent_span_id, timestamp=timestamp,
+                event_type=self.event_type, agent=run.agent, action=self.action,
+                status=self.status, run_id=run.run_id_text, data=data, error=self.error,
+            )
+        extra = run.extra
         unknown_start = extra.get("start_unknown", False)
         if unknown_start:
             data["start_unknown"] = True
@@ -66,9 +90,9 @@ class PendingEvent:
                     data["upstream_sampled"] = extra["upstream_sampled"]
         return fast_event(
             event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
-            parent_span_id=run.parent_span_id, timestamp=utc_from_ns(self.end_ns),
+            parent_span_id=run.parent_span_id, timestamp=timestamp,
             start_time=utc_from_ns(run.start_ns), event_type=self.event_type, agent=run.agent,
             action=self.action, status=self.status,
-            latency_ms=None if unknown_start else (end_perf - run.start_perf_ns) / 1e6,
+            latency_ms=None if unknown_start else (self.perf_ns - run.start_perf_ns) / 1e6,
             run_id=run.run_id_text, data=data, error=self.error,
         )
