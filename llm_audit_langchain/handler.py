@@ -317,7 +317,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             data = {"from_node": run.agent, "destination": destination}
             self._emit(self._span_event(run, E.AGENT_ROUTE, "ok", data))
             return
-        data: dict[str, Any] = {}
+        data = {}
         if run.metadata.get("audit_capture_result") is not False:
             data["outputs"] = outputs
         if run.extra.get("root"):
@@ -532,7 +532,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             data = {"control_flow": type(error).__name__}
             self._emit(self._span_event(run, _END_KIND[kind], "ok", data))
             return
-        data: dict[str, Any] = {}
+        data = {}
         if run.extra.get("root"):
             data["inputs"] = run.inputs
             self._add_user_metadata(run, data)
