@@ -161,7 +161,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         """Cost and tokens per trace (in each root event's ``data.cost_rollup``) and live per
         thread id and user: ``handler.costs.live()``."""
         self._pipeline = Pipeline.from_config(self.config, exporters, [self.costs, *processors],
-                                              observers)
+                                              observers, defer_sampled_out=not processors)
         set_default_handler(self)
         _live_handlers.add(self)
         sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))

@@ -15,6 +15,9 @@ from .context import new_event_id
 from .events import AuditEvent, AuditEventType, ErrorDetail, Status, fast_event
 from .runs import Run
 
+# Built and enriched as they arrive, sampled out or not: LLM calls (cost for the sampler and
+# the cost roll-up) and, below, errors (always kept) and the root run's end (decides the trace).
+_EAGER_TYPES = frozenset({AuditEventType.LLM_INVOKE, AuditEventType.LLM_ERROR})
 _LANGGRAPH_KEYS = ("langgraph_node", "langgraph_step", "langgraph_checkpoint_ns", "langgraph_path")
 
 
@@ -58,6 +61,20 @@ class PendingEvent:
         self.run, self.event_type, self.status, self.action = run, event_type, status, action
         self.data, self.error, self.perf_ns, self.span = data, error, perf_ns, span
         self._built: AuditEvent | None = None
+
+    # What the sampler reads before deciding whether this event is worth building.
+    cost_usd = None
+    latency_ms = None
+
+    @property
+    def trace_id(self) -> str:
+        return self.run.trace_id
+
+    @property
+    def deferrable(self) -> bool:
+        """True when only this event needs it built, and only if its trace is kept."""
+        return not (self.event_type in _EAGER_TYPES or self.status in ("error", "timeout")
+                    or (self.span and self.run.extra.get("root", False)))
 
     def build(self) -> AuditEvent:
         """The event (built once; later calls return the same object)."""

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .events import AuditEvent
+from .events import AuditEvent, AuditEventType
 from .exporters.base import Exporter, ExportResult
 
 if TYPE_CHECKING:
@@ -39,17 +39,38 @@ Processor = Callable[[AuditEvent], AuditEvent | None]
 
 
 class Deferred(Protocol):
-    """An event the hot path queued unbuilt; the worker calls ``build()`` (see handler.py)."""
+    """An event the hot path queued unbuilt (``pending.PendingEvent``): the worker calls
+    ``build()``. Until then the sampler can read what it decides on; when ``deferrable`` is
+    True nothing but the event itself needs it built before that decision, so an event of a
+    trace that is sampled out is never built nor enriched."""
+
+    @property
+    def trace_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def event_type(self) -> AuditEventType: ...
+    @property
+    def cost_usd(self) -> float | None: ...
+    @property
+    def latency_ms(self) -> float | None: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def deferrable(self) -> bool: ...
 
     def build(self) -> AuditEvent:
         """The event."""
         ...
 
 
+Item = AuditEvent | Deferred
+
+
 class Sampler(Protocol):
     """Decides, per trace, which events reach the exporters (see ``sampling.py``)."""
 
-    def offer(self, event: AuditEvent) -> tuple[list[AuditEvent], int]:
+    def offer(self, event: Item) -> tuple[list[Item], int]:
         """Take one event; return the events released now and how many were sampled out."""
         ...
 
@@ -105,6 +126,7 @@ class Pipeline:
         sanitizer: Processor | None = None,
         sampler: Sampler | None = None,
         observers: Sequence[Callable[[AuditEvent], None]] = (),
+        defer_sampled_out: bool = False,
         queue_size: int = 10_000,
         batch_size: int = 512,
         flush_interval_s: float = 0.5,
@@ -116,6 +138,9 @@ class Pipeline:
         self._sanitizer = sanitizer
         self._sampler = sampler
         self._observers = list(observers)
+        # Only when nothing but the built-in processors needs every event: user processors and
+        # observers (metrics) are promised all of them, sampled out or not.
+        self._defer = defer_sampled_out and sampler is not None and not self._observers
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._interval = flush_interval_s
@@ -133,6 +158,8 @@ class Pipeline:
         exporters: Sequence[Exporter] | None,
         processors: Sequence[Processor] = (),
         observers: Sequence[Callable[[AuditEvent], None]] = (),
+        *,
+        defer_sampled_out: bool = False,
     ) -> Pipeline:
         """The default pipeline for ``config`` (used by ``AuditCallbackHandler``)."""
         from .exporters.factory import exporters_from_config
@@ -144,6 +171,7 @@ class Pipeline:
             sanitizer=default_sanitizer(config),
             sampler=default_sampler(config),
             observers=observers,
+            defer_sampled_out=defer_sampled_out,
             queue_size=config.queue_size,
             batch_size=config.batch_size,
             flush_interval_s=config.flush_interval_ms / 1000,
@@ -157,7 +185,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._settled_cv = threading.Condition(threading.Lock())
         self._wake = threading.Event()
-        self._queue: deque[AuditEvent | Deferred] = deque()
+        self._queue: deque[Item] = deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._stopped = False
@@ -174,7 +202,7 @@ class Pipeline:
 
     # ---- hot path -----------------------------------------------------------------------------
 
-    def enqueue(self, event: AuditEvent | Deferred) -> None:
+    def enqueue(self, event: Item) -> None:
         """Queue one event (or one the worker will build); never blocks on I/O, never raises."""
         with self._lock:
             if self._stopped:
@@ -305,9 +333,9 @@ class Pipeline:
             return
         if dropped:
             self._drop("sampled_out", dropped)
-        released = self._sanitize_all(released)
-        if released:
-            self._hand_over(released)
+        events = self._sanitize_all(self._finished(released))
+        if events:
+            self._hand_over(events)
 
     def _drain(self) -> None:
         while True:
@@ -322,34 +350,56 @@ class Pipeline:
             self._deliver()
         self._deliver()
 
-    def _process(self, batch: list[AuditEvent | Deferred]) -> list[AuditEvent]:
+    def _process(self, batch: list[Item]) -> list[AuditEvent]:
         """Enrich → observe → sample → sanitize. Sampling comes before sanitizing so the
         sanitizer's cost is paid only for the traces that are kept; nothing leaves the process
-        unsanitized either way (observers run in-process, see ``AuditCallbackHandler``)."""
-        kept: list[AuditEvent] = []
+        unsanitized either way (observers run in-process, see ``AuditCallbackHandler``).
+
+        With ``defer_sampled_out``, deferrable events go to the sampler unbuilt and are built and
+        enriched only if their trace is kept: most traffic is sampled out, and building and
+        enriching it was most of the worker's time."""
+        kept: list[Item] = []
+        sampler = self._sampler
         for item in batch:
-            event = self._built(item)
-            if event is None:
-                continue
-            enriched = self._enrich(event)
-            if enriched is None:
-                continue
-            for observer in self._observers:
-                self._call_safely("observer", observer, enriched)
-            if self._sampler is None:
-                kept.append(enriched)
-                continue
+            offered: Item
+            if self._defer and not isinstance(item, AuditEvent) and item.deferrable:
+                offered = item
+            else:
+                event = self._built(item)
+                if event is None:
+                    continue
+                enriched = self._enrich(event)
+                if enriched is None:
+                    continue
+                for observer in self._observers:
+                    self._call_safely("observer", observer, enriched)
+                if sampler is None:
+                    kept.append(enriched)
+                    continue
+                offered = enriched
+            assert sampler is not None  # _defer is only set with a sampler
             try:
-                out, sampled_out = self._sampler.offer(enriched)
+                out, sampled_out = sampler.offer(offered)
             except Exception as exc:
                 self._warn_once("sampler", exc)
-                out, sampled_out = [enriched], 0
+                out, sampled_out = [offered], 0
             kept.extend(out)
             if sampled_out:
                 self._drop("sampled_out", sampled_out)
-        return self._sanitize_all(kept)
+        return self._sanitize_all(self._finished(kept))
 
-    def _built(self, item: AuditEvent | Deferred) -> AuditEvent | None:
+    def _finished(self, items: list[Item]) -> list[AuditEvent]:
+        """Build and enrich the kept events that were deferred (in order)."""
+        events: list[AuditEvent] = []
+        for item in items:
+            if isinstance(item, AuditEvent):
+                events.append(item)
+            elif (event := self._built(item)) is not None and (
+                    enriched := self._enrich(event)) is not None:
+                events.append(enriched)
+        return events
+
+    def _built(self, item: Item) -> AuditEvent | None:
         if isinstance(item, AuditEvent):
             return item
         try:

@@ -38,10 +38,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .events import AuditEvent, AuditEventType
+from .events import AuditEventType
 
 if TYPE_CHECKING:
     from .config import AuditConfig
+    from .pipeline import Item
 
 _ROOT = "trace_root"
 _UPSTREAM = "upstream_sampled"
@@ -151,7 +152,7 @@ class TraceState:
     """What a trace has shown so far, and its held events."""
 
     trace_id: str
-    events: list[AuditEvent] = field(default_factory=list)
+    events: list[Item] = field(default_factory=list)
     error: bool = False
     reason: str | None = None  # why it must be kept, other than an error
     cost: float = 0.0
@@ -180,8 +181,11 @@ class TailSampler:
         """Events waiting for their trace's root to end."""
         return self._held
 
-    def offer(self, event: AuditEvent) -> tuple[list[AuditEvent], int]:
-        """Take one event; return the events released now and how many were dropped."""
+    def offer(self, event: Item) -> tuple[list[Item], int]:
+        """Take one event; return the events released now and how many were dropped.
+
+        ``event`` may still be unbuilt (``pending.PendingEvent``): the pipeline builds only what
+        is kept. What decides (status, type, cost, the root's latency) is readable either way."""
         if self.policy.debug:
             return [event], 0
         decided = self._decided.get(event.trace_id)
@@ -203,9 +207,9 @@ class TailSampler:
             dropped += lost
         return released, dropped
 
-    def drain(self) -> tuple[list[AuditEvent], int]:
+    def drain(self) -> tuple[list[Item], int]:
         """Decide every open trace now (at shutdown): nothing held is silently lost."""
-        released: list[AuditEvent] = []
+        released: list[Item] = []
         dropped = 0
         while self._open:
             more, lost = self._decide_oldest_early()
@@ -218,7 +222,7 @@ class TailSampler:
         return {"held": self._held, "open_traces": len(self._open),
                 "early_decisions": self.early_decisions, "late_errors": self.late_errors}
 
-    def _observe(self, trace: TraceState, event: AuditEvent) -> None:
+    def _observe(self, trace: TraceState, event: Item) -> None:
         if event.status in ("error", "timeout"):
             trace.error = True
         elif event.status == "retry" or event.event_type in _KEEP_TYPES:
@@ -232,8 +236,8 @@ class TailSampler:
                 and event.latency_ms > self.policy.slow_threshold_ms):
             trace.reason = trace.reason or "slow"
 
-    def _close(self, trace: TraceState, upstream: Any, root: AuditEvent | None
-               ) -> tuple[list[AuditEvent], int]:
+    def _close(self, trace: TraceState, upstream: Any, root: Item | None
+               ) -> tuple[list[Item], int]:
         keep, reason = self.policy.decide(trace, upstream if isinstance(upstream, bool) else None)
         del self._open[trace.trace_id]
         self._held -= len(trace.events)
@@ -244,12 +248,12 @@ class TailSampler:
             root.data["sampling"] = {"reason": reason, "rate": self.policy.keep_rate(reason)}
         return trace.events, 0
 
-    def _decide_oldest_early(self) -> tuple[list[AuditEvent], int]:
+    def _decide_oldest_early(self) -> tuple[list[Item], int]:
         _, trace = next(iter(self._open.items()))
         self.early_decisions += 1
         return self._close(trace, None, None)
 
-    def _follow(self, keep: bool, event: AuditEvent) -> tuple[list[AuditEvent], int]:
+    def _follow(self, keep: bool, event: Item) -> tuple[list[Item], int]:
         """An event of an already decided trace follows the decision; errors are never lost."""
         if keep:
             return [event], 0

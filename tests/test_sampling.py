@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from graphs import react_agent, tool_call
+from graphs import react_agent, tool_call, weather_responder
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableLambda
 
@@ -212,3 +212,32 @@ def test_env_rates_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     policy = SamplingPolicy.from_env()
     assert (policy.trace_rate, policy.success_rate, policy.error_rate,
             policy.slow_threshold_ms, policy.debug) == (0.3, 0.05, 0.9, 250.0, True)
+
+
+def test_kept_traces_are_the_same_whether_sampled_out_events_are_built_or_not() -> None:
+    """The default handler builds and enriches an event only once its trace is kept; a handler
+    with a processor of its own builds every event. Kept traces must not tell them apart."""
+    lazy_memory, eager_memory = MemoryExporter(), MemoryExporter()
+    policy = SamplingPolicy(success_rate=0.5)
+    lazy = audited(policy, lazy_memory)
+    eager = AuditCallbackHandler(exporters=[eager_memory], processors=[lambda event: event],
+                                 config=AuditConfig(flush_interval_ms=20, sampling=policy))
+    graph = react_agent(responder=weather_responder)
+    for i in range(12):  # the upstream flag decides, so both handlers decide alike
+        with TraceContext.from_traceparent(f"00-{i + 1:032x}-{i + 1:016x}-0{i % 2}"):
+            graph.invoke({"messages": [HumanMessage(f"Weather in city {i}?")]},
+                         config={"callbacks": [lazy, eager]})
+    assert lazy.flush(10) and eager.flush(10)
+
+    def shape(events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
+        return sorted((e.trace_id, e.event_type, e.action, e.status, e.model, e.tokens_input,
+                       e.tokens_output, e.cost_usd, sorted(e.data), str(e.data.get("langgraph")))
+                      for e in events)
+
+    assert len(traces(lazy_memory.events)) == 6
+    assert shape(lazy_memory.events) == shape(eager_memory.events)
+    efficiency = [e for e in lazy_memory.events if e.event_type == "prompt.efficiency"]
+    assert len(efficiency) == 12 and all(e.data["input_tokens"] for e in efficiency)
+    assert lazy.stats()["dropped"] == eager.stats()["dropped"]
+    lazy.shutdown(5)
+    eager.shutdown(5)
