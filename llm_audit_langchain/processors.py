@@ -12,6 +12,7 @@ import platform
 import sys
 from functools import cache
 from importlib import metadata as importlib_metadata
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .events import AuditEvent, AuditEventType
@@ -25,31 +26,39 @@ _PACKAGES = ("llm-audit-langchain", "langchain-core", "langgraph", "langchain-aw
 _LLM_EVENTS = (AuditEventType.LLM_INVOKE, AuditEventType.LLM_ERROR)
 
 
+@cache
+def _usage_and_pricing() -> tuple[ModuleType, ModuleType]:
+    """usage.py and pricing.py, imported on first use (tiktoken and genai-prices are heavy)
+    and then without an import statement per event."""
+    from . import pricing, usage
+
+    return usage, pricing
+
+
 def price_llm_call(event: AuditEvent) -> AuditEvent:
     """Fill tokens, model and cost of an ``llm.invoke`` from the raw response (usage.py,
     pricing.py). Unknown usage stays ``None``; an unknown price gives ``cost_usd=None``."""
     if event.event_type not in _LLM_EVENTS:
         return event
-    from .pricing import calculate_cost
-    from .usage import extract_usage, model_id_from, provider_from
-
+    usage_module, pricing = _usage_and_pricing()
     raw = event.data.get("_raw") or {}
     response = raw.get("response")
     start_metadata = raw.get("metadata")
     params = event.data.get("invocation_params")
-    event.model = model_id_from(response, start_metadata, params)
+    event.model = usage_module.model_id_from(response, start_metadata, params)
     if event.data.get("provider") is None:
-        event.data["provider"] = provider_from(start_metadata, params)
+        event.data["provider"] = usage_module.provider_from(start_metadata, params)
     if response is None:
         return event
-    usage = extract_usage(response, prompt_messages=event.data.get("messages"), model=event.model)
+    usage = usage_module.extract_usage(response, prompt_messages=event.data.get("messages"),
+                                       model=event.model)
     event.data["usage"] = usage.as_dict()
     if event.data.get("cache_hit"):  # served by LangChain's cache: the provider billed nothing
         event.tokens_input = event.tokens_output = 0
         event.cost_usd = 0.0
         return event
     event.tokens_input, event.tokens_output = usage.input_tokens, usage.output_tokens
-    event.cost_usd = calculate_cost(
+    event.cost_usd = pricing.calculate_cost(
         event.model, usage.input_tokens, usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
         provider=event.data.get("provider"),
@@ -63,7 +72,7 @@ def measure_prompt_efficiency(event: AuditEvent) -> AuditEvent:
     characters), system-prompt share, cache-read share, output/input ratio, context-window use."""
     if event.event_type is not AuditEventType.PROMPT_EFFICIENCY:
         return event
-    from .pricing import context_window
+    context_window = _usage_and_pricing()[1].context_window
 
     llm = (event.data.get("_raw") or {}).get("llm")
     if llm is not None and not isinstance(llm, AuditEvent):

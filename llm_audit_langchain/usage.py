@@ -25,7 +25,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -78,7 +78,11 @@ class TokenUsage:
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict, for ``event.data["usage"]``."""
-        return asdict(self)
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "total_tokens": self.total_tokens, "cache_read_tokens": self.cache_read_tokens,
+                "cache_write_tokens": self.cache_write_tokens,
+                "reasoning_tokens": self.reasoning_tokens, "estimated": self.estimated,
+                "source": self.source, "reason": self.reason}
 
 
 # --- reading integers -------------------------------------------------------------------------

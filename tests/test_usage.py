@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -465,3 +466,4 @@ def test_as_dict_is_json_safe() -> None:
         "source": "tiktoken",
         "reason": "r",
     }
+    assert usage.as_dict() == dataclasses.asdict(usage)  # no field forgotten
