@@ -55,19 +55,26 @@ class _MalformedCounter:
 _malformed = _MalformedCounter()
 
 
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+
+
+# ``randbytes(n).hex()`` is about twice as fast as formatting ``getrandbits``: ids are made for
+# every run and every event.
 def new_trace_id() -> str:
     """A random, valid (non-zero) 32-hex W3C trace id."""
-    return f"{_rng.getrandbits(128) or 1:032x}"
+    trace_id = _rng.randbytes(16).hex()
+    return trace_id if trace_id != _ZERO_TRACE else new_trace_id()
 
 
 def new_event_id() -> str:
     """A random 32-hex event id (not a W3C id; only unique)."""
-    return f"{_rng.getrandbits(128):032x}"
+    return _rng.randbytes(16).hex()
 
 
 def new_span_id() -> str:
     """A random, valid (non-zero) 16-hex W3C span id."""
-    return f"{_rng.getrandbits(64) or 1:016x}"
+    span_id = _rng.randbytes(8).hex()
+    return span_id if span_id != _ZERO_SPAN else new_span_id()
 
 
 def malformed_traceparent_count() -> int:

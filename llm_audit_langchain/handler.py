@@ -446,12 +446,17 @@ class AuditCallbackHandler(BaseCallbackHandler):
         node: str | None = metadata.get("audit_agent") or metadata.get("langgraph_node")
         is_node = (kind == "chain" and metadata.get("langgraph_node") == name
                    and has_graph_step(tags))
+        now_perf = time.perf_counter_ns()
         parent_span: str | None
         ctx: TraceContext | None = None
         if parent is not None:
             trace_id, parent_span, sampled = parent.trace_id, parent.span_id, parent.sampled
             agent = node or parent.agent
+            # the parent's wall-clock start plus monotonic time since: one clock read, and a
+            # trace's times stay consistent if the system clock is stepped meanwhile
+            start_ns = parent.start_ns + now_perf - parent.start_perf_ns
         else:
+            start_ns = time.time_ns()
             ctx = TraceContext.current()
             if ctx is not None:
                 trace_id, parent_span, sampled = ctx.trace_id, ctx.span_id, ctx.sampled
@@ -461,7 +466,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if isinstance(inputs, dict):
             inputs = dict(inputs)  # the caller may mutate its dict after we return
         run = Run(run_id, kind, name, agent, trace_id, new_span_id(), parent_span, parent_run_id,
-                  time.time_ns(), time.perf_counter_ns(), inputs, tags, metadata,
+                  start_ns, now_perf, inputs, tags, metadata,
                   is_node=is_node, sampled=sampled)
         if parent is None:
             run.extra["root"] = True

@@ -48,7 +48,11 @@ def may_be_cached(message: Any) -> bool:
 
 
 def has_graph_step(tags: list[str]) -> bool:
-    return any(tag.startswith(_GRAPH_STEP) for tag in tags)
+    for tag in tags:  # noqa: SIM110 - a loop, not any(genexpr): runs on every chain start
+        if tag.startswith(_GRAPH_STEP):
+            return True
+    return False
+
 
 def chars_by_role(prompt: Any) -> dict[str, int]:
     """Characters of prompt text per message role (``prompt`` for plain string prompts)."""
