@@ -42,7 +42,6 @@ from .decisions import DecisionTracker
 from .events import AuditEvent, AuditEventType, ErrorDetail, Status
 from .exporters.base import Exporter
 from .mapping import (
-    chars_by_role,
     context_parent_run_id,
     control_flow_kind,
     has_graph_step,
@@ -363,7 +362,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         llm_event = self._span_event(run, E.LLM_INVOKE, "ok", data)
         self._emit(llm_event)
         # after its LLM event: the worker fills it from that event's usage (FIFO order)
-        efficiency = {"chars_by_role": chars_by_role(run.inputs), "_raw": {"llm": llm_event}}
+        efficiency = {"_raw": {"llm": llm_event, "prompt": run.inputs}}  # measured on the worker
         self._emit(self._point_event(run, E.PROMPT_EFFICIENCY, "ok", run.name, efficiency))
 
     @_never_raises

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .events import AuditEvent, AuditEventType
+from .mapping import chars_by_role
 from .pipeline import Processor, Sampler
 
 if TYPE_CHECKING:
@@ -74,10 +75,11 @@ def measure_prompt_efficiency(event: AuditEvent) -> AuditEvent:
         return event
     context_window = _usage_and_pricing()[1].context_window
 
-    llm = (event.data.get("_raw") or {}).get("llm")
+    raw = event.data.get("_raw") or {}
+    llm = raw.get("llm")
     if llm is not None and not isinstance(llm, AuditEvent):
         llm = llm.build()  # queued unbuilt by the handler; built (and enriched) before us
-    chars: dict[str, int] = event.data.pop("chars_by_role", {})
+    chars = chars_by_role(raw.get("prompt"))
     if not isinstance(llm, AuditEvent):
         return event
     tokens_in, tokens_out = llm.tokens_input, llm.tokens_output
