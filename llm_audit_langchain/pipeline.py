@@ -189,7 +189,8 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._stopped = False
-        self._enqueued = 0
+        self._taken = 0  # events removed from the queue: by the worker, or dropped
+        self._refused = 0  # events offered after shutdown
         self._exported = 0
         self._dropped: dict[str, int] = {}
         self._failed = 0
@@ -203,27 +204,45 @@ class Pipeline:
     # ---- hot path -----------------------------------------------------------------------------
 
     def enqueue(self, event: Item) -> None:
-        """Queue one event (or one the worker will build); never blocks on I/O, never raises."""
-        with self._lock:
-            if self._stopped:
-                self._enqueued += 1
+        """Queue one event (or one the worker will build); never blocks on I/O, never raises.
+
+        No lock in the common case: ``deque.append`` is atomic, and ``enqueued`` is not counted
+        here but derived (taken + refused + still queued), so the counts add up exactly."""
+        if self._stopped:
+            with self._lock:
+                self._refused += 1
                 self._dropped["shutdown"] = self._dropped.get("shutdown", 0) + 1
-                return
-            if len(self._queue) >= self._queue_size:
-                self._queue.popleft()
-                self._dropped["queue_full"] = self._dropped.get("queue_full", 0) + 1
-            self._queue.append(event)
-            self._enqueued += 1
-            ready = len(self._queue) >= self._batch_size
-            if self._thread is None:
-                self._start_worker()
-        if ready:
+            return
+        queue = self._queue
+        queue.append(event)
+        size = len(queue)
+        if size > self._queue_size:
+            self._drop_oldest()
+        if self._thread is None:
+            self._start_worker()
+        elif size >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
+    def _drop_oldest(self) -> None:
+        with self._lock:
+            queue = self._queue
+            while len(queue) > self._queue_size:
+                queue.popleft()
+                self._taken += 1
+                self._dropped["queue_full"] = self._dropped.get("queue_full", 0) + 1
+
+    @property
+    def _enqueued(self) -> int:
+        """Events offered so far (call under ``self._lock`` for a consistent count)."""
+        return self._taken + self._refused + len(self._queue)
+
     def _start_worker(self) -> None:
-        thread = threading.Thread(target=self._run, name="llm-audit-export", daemon=True)
-        self._thread = thread
-        thread.start()
+        with self._lock:
+            if self._thread is not None:  # another thread started it meanwhile
+                return
+            thread = threading.Thread(target=self._run, name="llm-audit-export", daemon=True)
+            self._thread = thread
+            thread.start()
 
     # ---- control ------------------------------------------------------------------------------
 
@@ -315,9 +334,12 @@ class Pipeline:
         for slot in self._slots:
             while slot.backlog:
                 self._give_up(slot, slot.backlog.popleft(), "shutdown")
+        left = 0
         with self._lock:
-            left = len(self._queue)
-            self._queue.clear()
+            while self._queue:  # one by one: a late append is either counted here or pending
+                self._queue.popleft()
+                left += 1
+            self._taken += left
         if left:
             self._drop("shutdown", left)
 
@@ -344,6 +366,7 @@ class Pipeline:
                     break
                 batch = [self._queue.popleft()
                          for _ in range(min(self._batch_size, len(self._queue)))]
+                self._taken += len(batch)
             released = self._process(batch)
             if released:
                 self._hand_over(released)
