@@ -16,6 +16,9 @@ its differences drown in noise. Here each stage runs alone on one thread, repeat
   serialize   JSONL encoding
   write       JSONL write to a temp file
 
+each over every event, then the whole worker as configured by default (the stages above apply
+only to what tail sampling keeps, plus the LLM calls and root runs that decide it),
+
 and the bare agent run for scale. Not a test: numbers only.
 """
 
@@ -186,6 +189,26 @@ def main() -> None:
             "write (JSONL)": stage(sanitized, run_write),
         }
         exporter.shutdown()
+
+        def default_worker() -> float:
+            """The whole worker as configured by default (enrich, tail sampling at the default
+            rates, sanitize and JSONL for kept traces); sampled-out events are never built."""
+            queued = fresh_queued()
+            handler = AuditCallbackHandler(exporters=[JsonlExporter(tmp)], config=AuditConfig(
+                exporter="none", flush_interval_ms=3_600_000, batch_size=len(queued) + 1,
+                queue_size=len(queued) + 1))
+            pipeline = handler._pipeline
+            start = time.process_time()
+            for i in range(0, len(queued), 512):
+                released = pipeline._process(queued[i:i + 512])
+                if released:
+                    pipeline._hand_over(released)
+                pipeline._deliver()
+            spent = time.process_time() - start
+            handler.shutdown(5)
+            return spent
+
+        worker = min(default_worker() for _ in range(repeat))
     events_per_run = len(fresh_events()) / runs
     print(f"bare agent run: {bare / runs * 1e3:.3f} ms CPU; {events_per_run:.0f} events per run")
     print("| stage | CPU per run (ms) | per event (µs) |")
@@ -195,7 +218,9 @@ def main() -> None:
         print(f"| {name} | {per_run * 1e3:.3f} | {per_run / events_per_run * 1e6:.1f} |")
     total = sum(v for k, v in costs.items() if k != "serialize") / runs
     print(f"| **total** (serialize counted once, inside write) | **{total * 1e3:.3f}** | |")
-    print(f"\nhot path measured inside real runs instead (noisy): {in_graph / runs * 1e3:.3f} ms")
+    print(f"\nthe whole worker as configured by default (tail sampling first, so sampled-out "
+          f"events are never built, enriched or sanitized): {worker / runs * 1e3:.3f} ms")
+    print(f"hot path measured inside real runs instead (noisy): {in_graph / runs * 1e3:.3f} ms")
 
 
 if __name__ == "__main__":
