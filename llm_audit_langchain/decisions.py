@@ -106,7 +106,7 @@ class DecisionTracker:
 
     def on_success(self, run: Run) -> None:
         """A run that ended well: its task and its parent need no retry record any more."""
-        if run.is_node:
+        if run.is_node and self._failed_task:  # usually empty: skip building the key
             key = (run.trace_id, str(run.metadata.get("langgraph_checkpoint_ns", "")))
             self._failed_task.pop(key, None)
 
