@@ -14,7 +14,9 @@ Each measurement includes the final ``flush()``, so worker-thread work is paid i
 (on 2 cores the worker competes with the agent for the GIL). Reported per run: wall time and
 process CPU time (all threads, so the worker's work counts; far less noisy than wall time on a
 shared machine), their medians over rounds, the overhead against ``bare`` measured in the same
-round, and the CPU ratio to ``bare``. Not a test: no assertion, just numbers.
+round with the interquartile range of those paired overheads (wide on these machines: read
+medians over many rounds, never one round), and the CPU ratio to ``bare``. Not a test: no
+assertion, just numbers.
 """
 
 from __future__ import annotations
@@ -124,15 +126,18 @@ def report(kind: str, samples: dict[str, list[Timing]]) -> None:
     bare_cpu = statistics.median(c for _, c in samples["bare"])
     print(f"\n{kind}: bare run {bare_wall * 1e3:.2f} ms wall, {bare_cpu * 1e3:.2f} ms CPU "
           f"(medians of {len(samples['bare'])} rounds)")
-    print("| mode | wall (ms) | wall overhead (ms) | CPU (ms) | CPU overhead (ms) | CPU ratio |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| mode | wall (ms) | wall overhead (ms) | CPU (ms) | CPU overhead (ms) "
+          "| CPU overhead IQR (ms) | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, values in samples.items():
         wall = [w - b for (w, _), (b, _) in zip(values, samples["bare"], strict=True)]
-        cpu = [c - b for (_, c), (_, b) in zip(values, samples["bare"], strict=True)]
+        cpu = sorted(c - b for (_, c), (_, b) in zip(values, samples["bare"], strict=True))
+        q1, q3 = cpu[len(cpu) // 4], cpu[3 * len(cpu) // 4]
         median_cpu = statistics.median(c for _, c in values)
         print(f"| {name} | {statistics.median(w for w, _ in values) * 1e3:.3f} | "
               f"{statistics.median(wall) * 1e3:.3f} | {median_cpu * 1e3:.3f} | "
-              f"{statistics.median(cpu) * 1e3:.3f} | {median_cpu / bare_cpu:.3f} |")
+              f"{statistics.median(cpu) * 1e3:.3f} | {q1 * 1e3:.2f}..{q3 * 1e3:.2f} | "
+              f"{median_cpu / bare_cpu:.3f} |")
 
 
 def main() -> None:

@@ -121,7 +121,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
     Args:
         exporters: where events go; by default from ``config.exporter`` (JSONL in ``./logs``).
         config: settings; by default ``AuditConfig.from_env()``.
-        processors: extra worker-side steps run on each event before sanitizing.
+        processors: extra worker-side steps run on every event, sampled out or not, before
+            sanitizing. Without any (and without observers) the events of sampled-out traces
+            are never built at all, the default's biggest saving; with them, all are.
         observers: called on the worker with every event, sampled out or not (metrics). They
             see events before sanitizing: read counts, names and timings, never export payloads.
 
