@@ -1,7 +1,7 @@
 """The pipeline: bounded queue → one worker thread → processors → batches → exporters.
 
-``enqueue`` is the only part that runs on the caller's thread: a lock, a deque append, and a
-wake-up when a batch is ready. When the queue is full the oldest event is dropped and counted.
+``enqueue`` is the only part that runs on the caller's thread: a deque append (atomic, no lock)
+and a wake-up when a batch is ready. When the queue is full the oldest event is dropped and counted.
 The worker runs the processors (enrich → sample → sanitize) and hands each batch to every exporter.
 Each exporter has its own bounded backlog and backoff: one that fails is retried with exponential
 backoff and jitter while the others go on, and what it missed is delivered when it returns.
@@ -222,6 +222,21 @@ class Pipeline:
             self._start_worker()
         elif size >= self._batch_size and not self._wake.is_set():
             self._wake.set()
+        if self._stopped:  # shutdown finished while we appended: nobody will take it now
+            self._refuse_queued()
+
+    def _refuse_queued(self) -> None:
+        """After shutdown: count whatever is still queued as dropped, so nothing stays pending."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return  # the stopping worker still takes the queue (_abandon_undelivered)
+            left = 0
+            while self._queue:
+                self._queue.popleft()
+                left += 1
+            self._taken += left
+            if left:
+                self._dropped["shutdown"] = self._dropped.get("shutdown", 0) + left
 
     def _drop_oldest(self) -> None:
         with self._lock:
@@ -238,7 +253,7 @@ class Pipeline:
 
     def _start_worker(self) -> None:
         with self._lock:
-            if self._thread is not None:  # another thread started it meanwhile
+            if self._thread is not None or self._stopped:  # started meanwhile, or shut down
                 return
             thread = threading.Thread(target=self._run, name="llm-audit-export", daemon=True)
             self._thread = thread
@@ -571,6 +586,9 @@ class Pipeline:
 
     def _after_fork(self) -> None:
         self._init_state()
+        reset_sampler = getattr(self._sampler, "after_fork", None)
+        if reset_sampler is not None:  # the parent's held traces are the parent's to export
+            self._call_safely("sampler after_fork", reset_sampler)
         for slot in self._slots:  # a lock held by the parent's worker would never be released
             reset = getattr(slot.exporter, "after_fork", None)
             if reset is not None:

@@ -1,6 +1,8 @@
 """Cost and tokens rolled up per trace, per LangGraph node, per model, per thread and per user.
 
-A worker-side processor (``CostRollup``) that sees every event before sampling. When a trace's
+A worker-side processor (``CostRollup``) that sees every LLM call and every root-run end, sampled
+out or not (the pipeline builds those before the sampler decides; other events of sampled-out
+traces it may never build, and the roll-up does not need them). When a trace's
 root run closes, its event gets ``data["cost_rollup"]``; meanwhile the running totals per thread
 id and per user are readable live (``handler.costs.live()``) for alerting. All state is bounded:
 open traces (oldest dropped past ``max_traces``) and the live tables (least recent dropped past

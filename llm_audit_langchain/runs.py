@@ -60,11 +60,12 @@ class RunTracker:
     """A ``run_id -> Run`` map. Thread-safe through the GIL's atomic dict operations.
 
     Keyed by ``run_id.int``: ``UUID.__hash__`` is Python code, an int's hash is not, and the
-    callbacks look runs up several times each.
+    callbacks look runs up several times each. (A ``run_id`` that is not a UUID, say a string
+    a caller put in ``config["run_id"]``, is used as it is.)
     """
 
     def __init__(self, ttl_s: float, max_runs: int) -> None:
-        self._runs: dict[int, Run] = {}
+        self._runs: dict[Any, Run] = {}  # run_id.int (or the id as given)
         self._ttl_ns = int(ttl_s * 1e9)
         self._max_runs = max_runs
 
@@ -73,11 +74,19 @@ class RunTracker:
 
     def get(self, run_id: UUID | None) -> Run | None:
         """The open run with this id, if any."""
-        return None if run_id is None else self._runs.get(run_id.int)
+        if run_id is None:
+            return None
+        try:
+            return self._runs.get(run_id.int)
+        except AttributeError:
+            return self._runs.get(run_id)
 
     def open(self, run: Run) -> Run | None:
         """Track ``run``; returns a run evicted to keep the bound, if one was."""
-        self._runs[run.run_id.int] = run
+        try:
+            self._runs[run.run_id.int] = run
+        except AttributeError:
+            self._runs[run.run_id] = run
         if len(self._runs) <= self._max_runs:
             return None
         try:
@@ -88,7 +97,10 @@ class RunTracker:
 
     def close(self, run_id: UUID) -> Run | None:
         """Stop tracking and return the run, or None when its start was not seen."""
-        return self._runs.pop(run_id.int, None)
+        try:
+            return self._runs.pop(run_id.int, None)
+        except AttributeError:
+            return self._runs.pop(run_id, None)
 
     def open_roots(self) -> int:
         """Open runs that started a trace here (a measure of traces in flight)."""
@@ -99,4 +111,4 @@ class RunTracker:
         now = time.perf_counter_ns() if now_perf_ns is None else now_perf_ns
         snapshot = self._runs.copy()  # atomic under the GIL
         stale = [r for r in snapshot.values() if now - r.start_perf_ns > self._ttl_ns]
-        return [run for r in stale if (run := self._runs.pop(r.run_id.int, None)) is not None]
+        return [run for r in stale if (run := self.close(r.run_id)) is not None]

@@ -181,6 +181,11 @@ class TailSampler:
         """Events waiting for their trace's root to end."""
         return self._held
 
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's open traces (the parent exports them)."""
+        self._open.clear()
+        self._held = 0
+
     def offer(self, event: Item) -> tuple[list[Item], int]:
         """Take one event; return the events released now and how many were dropped.
 

@@ -412,3 +412,17 @@ async def test_ainvoke_callbacks_run_on_the_loop_thread_without_executor_hop(
     assert threads == {threading.get_ident()}
     assert handler.flush(10) and memory.events
     handler.shutdown(5)
+
+
+def test_a_run_id_the_caller_chose_as_a_string_is_recorded(handler: AuditCallbackHandler,
+                                                           memory: MemoryExporter) -> None:
+    """LangChain passes ``config["run_id"]`` through as given; a string must not cost the run."""
+    from langchain_core.runnables import RunnableLambda
+
+    inner = RunnableLambda(lambda x: x + 1, name="inner")
+    outer = RunnableLambda(lambda x: inner.invoke(x), name="outer")  # noqa: PLW0108
+    assert outer.invoke(1, config={"callbacks": [handler], "run_id": "order-42"}) == 2
+    events = recorded(handler, memory)
+    assert {e.action: e.run_id for e in events}["outer"] == "order-42"
+    assert len({e.trace_id for e in events}) == 1 and len(events) == 2
+    assert handler.stats()["internal_errors"] == 0 and handler.stats()["active_runs"] == 0
