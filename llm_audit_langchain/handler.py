@@ -122,9 +122,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
         exporters: where events go; by default from ``config.exporter`` (JSONL in ``./logs``).
         config: settings; by default ``AuditConfig.from_env()``.
         processors: extra worker-side steps run on every event, sampled out or not, before
-            sanitizing. Without any (and without observers) the events of sampled-out traces
-            are never built at all, the default's biggest saving; with them, all are.
-        observers: called on the worker with every event, sampled out or not (metrics). They
+            sanitizing. Without any, the events of sampled-out traces are never built at all
+            (the default's biggest saving); with them, all are.
+        observers: called on the worker with every event, sampled out or not (metrics); an
+            observer with an ``event_types`` attribute (as ``AuditMetrics.observe``) gets LLM
+            calls, errors, root-run ends and those types only, and keeps the saving above. They
             see events before sanitizing: read counts, names and timings, never export payloads.
 
     Create one handler per process and reuse it: each handler owns one worker thread.

@@ -138,9 +138,15 @@ class Pipeline:
         self._sanitizer = sanitizer
         self._sampler = sampler
         self._observers = list(observers)
-        # Only when nothing but the built-in processors needs every event: user processors and
-        # observers (metrics) are promised all of them, sampled out or not.
-        self._defer = defer_sampled_out and sampler is not None and not self._observers
+        # Only when nothing but the built-in processors needs every event: user processors are
+        # promised all of them, sampled out or not, and so are observers unless they say which
+        # event types they read (an ``event_types`` attribute, as AuditMetrics.observe has):
+        # those types are then built as they arrive, sampled out or not.
+        wanted = [getattr(observer, "event_types", None) for observer in self._observers]
+        self._defer = (defer_sampled_out and sampler is not None
+                       and all(types is not None for types in wanted))
+        self._observed_types: frozenset[AuditEventType] = frozenset().union(
+            *(types for types in wanted if types is not None))
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._interval = flush_interval_s
@@ -400,7 +406,8 @@ class Pipeline:
         sampler = self._sampler
         for item in batch:
             offered: Item
-            if self._defer and not isinstance(item, AuditEvent) and item.deferrable:
+            if (self._defer and not isinstance(item, AuditEvent) and item.deferrable
+                    and item.event_type not in self._observed_types):
                 offered = item
             else:
                 event = self._built(item)

@@ -183,6 +183,10 @@ class AuditMetrics:
             self.retries_total.add(1, {"llm_audit.event_type": str(kind)})
         self._track_trace(event)
 
+    # What ``observe`` reads besides LLM calls, errors and root-run ends (which the pipeline
+    # always builds): with this, sampled-out traces still need not be built in full.
+    observe.event_types = frozenset({E.REQUEST_END, *_LLM, *_TOOL, E.AGENT_RETRY})  # type: ignore[attr-defined]
+
     def _request(self, event: AuditEvent) -> None:
         data = event.data
         attributes: dict[str, str | int] = {
