@@ -54,7 +54,7 @@ from .mapping import (
 from .pending import PendingEvent
 from .pipeline import Pipeline, Processor
 from .rollup import CostRollup
-from .runs import Run, RunTracker, tag_number
+from .runs import Run, RunTracker, run_key, tag_number
 from .usage import is_cache_hit
 
 logger = logging.getLogger("llm_audit_langchain")
@@ -152,7 +152,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._runs = RunTracker(self.config.run_ttl_s, self.config.max_runs)
         self._tool_calls: dict[str, str] = {}  # tool_call_id -> span id of the LLM that chose it
         self._decisions = DecisionTracker()
-        self._closed: OrderedDict[Any, None] = OrderedDict()  # recent run_id.int: duplicate ends
+        self._closed: OrderedDict[Any, None] = OrderedDict()  # run_key of recent ends: duplicates
         self._duplicates = 0
         self._counts_lock = threading.Lock()
         self._internal_errors = 0
@@ -492,7 +492,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         """The run's start record; a stand-in if its start was never seen; None when this is a
         second end/error callback for a run already closed (ChatBedrock sends errors twice)."""
         run = self._runs.close(run_id)
-        key = getattr(run_id, "int", run_id)
+        key = run_key(run_id)
         if run is None:
             if key in self._closed:
                 with self._counts_lock:

@@ -87,29 +87,25 @@ class PendingEvent:
         info = graph_info(run)
         if info:
             data.update(info)
-        timestamp = utc_from_ns(run.start_ns + self.perf_ns - run.start_perf_ns)
-        if not self.span:
-            return fast_event(
-                event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
-                parent_span_id=run.parent_span_id, timestamp=timestamp,
-                event_type=self.event_type, agent=run.agent, action=self.action,
-                status=self.status, run_id=run.run_id_text, data=data, error=self.error,
-            )
-        extra = run.extra
-        unknown_start = extra.get("start_unknown", False)
-        if unknown_start:
-            data["start_unknown"] = True
-        if extra.get("root"):
-            data["run_root"] = True
-            if extra.get("trace_root"):
-                data["trace_root"] = True
-                if "upstream_sampled" in extra:
-                    data["upstream_sampled"] = extra["upstream_sampled"]
+        span: dict[str, Any] = {}  # what only a span event has: its start and its latency
+        if self.span:
+            extra = run.extra
+            unknown_start = extra.get("start_unknown", False)
+            if unknown_start:
+                data["start_unknown"] = True
+            if extra.get("root"):
+                data["run_root"] = True
+                if extra.get("trace_root"):
+                    data["trace_root"] = True
+                    if "upstream_sampled" in extra:
+                        data["upstream_sampled"] = extra["upstream_sampled"]
+            span["start_time"] = utc_from_ns(run.start_ns)
+            span["latency_ms"] = (None if unknown_start
+                                  else (self.perf_ns - run.start_perf_ns) / 1e6)
         return fast_event(
             event_id=new_event_id(), trace_id=run.trace_id, span_id=run.span_id,
-            parent_span_id=run.parent_span_id, timestamp=timestamp,
-            start_time=utc_from_ns(run.start_ns), event_type=self.event_type, agent=run.agent,
-            action=self.action, status=self.status,
-            latency_ms=None if unknown_start else (self.perf_ns - run.start_perf_ns) / 1e6,
-            run_id=run.run_id_text, data=data, error=self.error,
+            parent_span_id=run.parent_span_id,
+            timestamp=utc_from_ns(run.start_ns + self.perf_ns - run.start_perf_ns),
+            event_type=self.event_type, agent=run.agent, action=self.action, status=self.status,
+            run_id=run.run_id_text, data=data, error=self.error, **span,
         )

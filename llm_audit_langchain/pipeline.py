@@ -233,24 +233,27 @@ class Pipeline:
 
     def _refuse_queued(self) -> None:
         """After shutdown: count whatever is still queued as dropped, so nothing stays pending."""
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return  # the stopping worker still takes the queue (_abandon_undelivered)
-            left = 0
-            while self._queue:
-                self._queue.popleft()
-                left += 1
-            self._taken += left
-            if left:
-                self._dropped["shutdown"] = self._dropped.get("shutdown", 0) + left
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return  # the stopping worker still takes the queue (_abandon_undelivered)
+        if left := self._take_queued(keep=0):
+            self._drop("shutdown", left)
 
     def _drop_oldest(self) -> None:
+        if dropped := self._take_queued(keep=self._queue_size):
+            self._drop("queue_full", dropped)
+
+    def _take_queued(self, keep: int) -> int:
+        """Remove the oldest queued events until ``keep`` are left; how many were removed. One by
+        one, under the lock: an append racing with it is either counted here or stays queued."""
+        taken = 0
         with self._lock:
             queue = self._queue
-            while len(queue) > self._queue_size:
+            while len(queue) > keep:
                 queue.popleft()
-                self._taken += 1
-                self._dropped["queue_full"] = self._dropped.get("queue_full", 0) + 1
+                taken += 1
+            self._taken += taken
+        return taken
 
     @property
     def _enqueued(self) -> int:
@@ -355,13 +358,7 @@ class Pipeline:
         for slot in self._slots:
             while slot.backlog:
                 self._give_up(slot, slot.backlog.popleft(), "shutdown")
-        left = 0
-        with self._lock:
-            while self._queue:  # one by one: a late append is either counted here or pending
-                self._queue.popleft()
-                left += 1
-            self._taken += left
-        if left:
+        if left := self._take_queued(keep=0):
             self._drop("shutdown", left)
 
     def _release_held(self) -> None:
@@ -410,10 +407,7 @@ class Pipeline:
                     and item.event_type not in self._observed_types):
                 offered = item
             else:
-                event = self._built(item)
-                if event is None:
-                    continue
-                enriched = self._enrich(event)
+                enriched = self._ready(item)
                 if enriched is None:
                     continue
                 for observer in self._observers:
@@ -435,14 +429,13 @@ class Pipeline:
 
     def _finished(self, items: list[Item]) -> list[AuditEvent]:
         """Build and enrich the kept events that were deferred (in order)."""
-        events: list[AuditEvent] = []
-        for item in items:
-            if isinstance(item, AuditEvent):
-                events.append(item)
-            elif (event := self._built(item)) is not None and (
-                    enriched := self._enrich(event)) is not None:
-                events.append(enriched)
-        return events
+        events = (item if isinstance(item, AuditEvent) else self._ready(item) for item in items)
+        return [event for event in events if event is not None]
+
+    def _ready(self, item: Item) -> AuditEvent | None:
+        """The item built and enriched; None when either step dropped it (counted)."""
+        event = self._built(item)
+        return None if event is None else self._enrich(event)
 
     def _built(self, item: Item) -> AuditEvent | None:
         if isinstance(item, AuditEvent):

@@ -24,6 +24,16 @@ def tag_number(tags: list[str], prefix: str) -> int | None:
     return None
 
 
+def run_key(run_id: Any) -> Any:
+    """The key a run id is tracked under: ``run_id.int`` (``UUID.__hash__`` is Python code, an
+    int's hash is not, and the callbacks look runs up several times each), or the id as given
+    when it is not a UUID (a string a caller put in ``config["run_id"]``)."""
+    try:
+        return run_id.int
+    except AttributeError:
+        return run_id
+
+
 @dataclass(slots=True)
 class Run:
     """What the start callback knew about a run, kept until the run ends."""
@@ -57,15 +67,11 @@ class Run:
 
 
 class RunTracker:
-    """A ``run_id -> Run`` map. Thread-safe through the GIL's atomic dict operations.
-
-    Keyed by ``run_id.int``: ``UUID.__hash__`` is Python code, an int's hash is not, and the
-    callbacks look runs up several times each. (A ``run_id`` that is not a UUID, say a string
-    a caller put in ``config["run_id"]``, is used as it is.)
-    """
+    """A ``run_id -> Run`` map (keyed by :func:`run_key`). Thread-safe through the GIL's atomic
+    dict operations."""
 
     def __init__(self, ttl_s: float, max_runs: int) -> None:
-        self._runs: dict[Any, Run] = {}  # run_id.int (or the id as given)
+        self._runs: dict[Any, Run] = {}
         self._ttl_ns = int(ttl_s * 1e9)
         self._max_runs = max_runs
 
@@ -74,19 +80,11 @@ class RunTracker:
 
     def get(self, run_id: UUID | None) -> Run | None:
         """The open run with this id, if any."""
-        if run_id is None:
-            return None
-        try:
-            return self._runs.get(run_id.int)
-        except AttributeError:
-            return self._runs.get(run_id)
+        return None if run_id is None else self._runs.get(run_key(run_id))
 
     def open(self, run: Run) -> Run | None:
         """Track ``run``; returns a run evicted to keep the bound, if one was."""
-        try:
-            self._runs[run.run_id.int] = run
-        except AttributeError:
-            self._runs[run.run_id] = run
+        self._runs[run_key(run.run_id)] = run
         if len(self._runs) <= self._max_runs:
             return None
         try:
@@ -97,10 +95,7 @@ class RunTracker:
 
     def close(self, run_id: UUID) -> Run | None:
         """Stop tracking and return the run, or None when its start was not seen."""
-        try:
-            return self._runs.pop(run_id.int, None)
-        except AttributeError:
-            return self._runs.pop(run_id, None)
+        return self._runs.pop(run_key(run_id), None)
 
     def open_roots(self) -> int:
         """Open runs that started a trace here (a measure of traces in flight)."""
