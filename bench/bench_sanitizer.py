@@ -17,7 +17,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from llm_audit_langchain.sanitizer import CaptureMode, Sanitizer
+from llm_audit_langchain.privacy.sanitizer import CaptureMode, Sanitizer
 
 SYSTEM = (
     "You are a helpful customer-support assistant for an online store. Answer in the user's "

@@ -39,8 +39,8 @@ from langchain_core.messages import HumanMessage
 
 from llm_audit_langchain import AuditCallbackHandler, AuditConfig, AuditEvent
 from llm_audit_langchain.exporters.jsonl import JsonlExporter
-from llm_audit_langchain.processors import default_processors, default_sanitizer
-from llm_audit_langchain.sampling import SamplingPolicy
+from llm_audit_langchain.pipeline.processors import default_processors, default_sanitizer
+from llm_audit_langchain.pipeline.sampling import SamplingPolicy
 
 INPUT = {"messages": [HumanMessage("What is the weather in Paris? Reply briefly.")]}
 

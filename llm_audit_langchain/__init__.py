@@ -12,15 +12,15 @@ from __future__ import annotations
 from .audit import AuditLogExporter, verify
 from .config import AuditConfig
 from .context import TraceContext, current_traceparent
-from .decorators import audit_node, audit_span, emit
+from .capture.decorators import audit_node, audit_span, emit
 from .errors import AuditError, ConfigError, TraceNotFoundError
 from .events import EVENT_VERSION, AuditEvent, AuditEventType, ErrorDetail
 from .exporters import Exporter, ExportResult, JsonlExporter, MemoryExporter, StdoutExporter
-from .handler import AuditCallbackHandler, get_default_handler, set_default_handler
-from .pricing import calculate_cost
+from .capture.handler import AuditCallbackHandler, get_default_handler, set_default_handler
+from .enrich.pricing import calculate_cost
 from .replay import ReplayFixture, replay_trace
-from .sampling import SamplingPolicy
-from .sanitizer import Sanitizer, sanitize
+from .pipeline.sampling import SamplingPolicy
+from .privacy.sanitizer import Sanitizer, sanitize
 
 __version__ = "0.1.0"
 

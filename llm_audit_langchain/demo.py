@@ -25,7 +25,7 @@ from langgraph.types import RetryPolicy
 from . import AuditCallbackHandler, AuditEvent, JsonlExporter, TraceContext
 from .context import new_span_id, new_trace_id
 from .testing import ScriptedChatModel
-from .tree import render_trace, trace_totals
+from .inspect.tree import render_trace, trace_totals
 
 MODEL_ID = "anthropic.claude-3-haiku-20240307-v1:0"
 

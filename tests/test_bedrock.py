@@ -25,8 +25,8 @@ from langchain_aws import ChatBedrock, ChatBedrockConverse  # noqa: E402
 from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult  # noqa: E402
 
-from llm_audit_langchain.pricing import calculate_cost  # noqa: E402
-from llm_audit_langchain.usage import extract_usage, model_id_from, provider_from  # noqa: E402
+from llm_audit_langchain.enrich.pricing import calculate_cost  # noqa: E402
+from llm_audit_langchain.enrich.usage import extract_usage, model_id_from, provider_from  # noqa: E402
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 US_HAIKU = "us.anthropic.claude-3-haiku-20240307-v1:0"

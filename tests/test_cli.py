@@ -218,7 +218,7 @@ def test_stats_json_matches_the_recorded_runs(recorded: dict[str, Any]) -> None:
 
 def test_stats_without_duckdb_says_how_to_install(recorded: dict[str, Any]) -> None:
     code = ("import sys; sys.modules['duckdb'] = None\n"
-            "from llm_audit_langchain.cli import main\n"
+            "from llm_audit_langchain.inspect.cli import main\n"
             f"sys.exit(main(['stats', {str(recorded['logs'])!r}]))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)

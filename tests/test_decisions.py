@@ -195,7 +195,7 @@ def test_cost_is_rolled_up_per_trace_node_model_thread_and_user(
     from graphs import weather_agent
     from langchain_core.messages import HumanMessage
 
-    from llm_audit_langchain.pricing import set_price_overrides
+    from llm_audit_langchain.enrich.pricing import set_price_overrides
 
     set_price_overrides({"scripted-model": {"input": 2.0, "output": 4.0}})
     try:

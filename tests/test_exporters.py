@@ -30,7 +30,7 @@ from llm_audit_langchain.exporters import (
 )
 from llm_audit_langchain.exporters import jsonl as jsonl_module
 from llm_audit_langchain.exporters.factory import exporters_from_config
-from llm_audit_langchain.pipeline import Pipeline
+from llm_audit_langchain.pipeline.worker import Pipeline
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PAYLOAD = "x" * 8192  # big enough that one batch is one large write

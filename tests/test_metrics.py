@@ -89,7 +89,7 @@ def test_requests_through_the_middleware_are_counted(metrics: AuditMetrics) -> N
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from llm_audit_langchain.middleware import AuditMiddleware
+    from llm_audit_langchain.capture.middleware import AuditMiddleware
 
     memory = MemoryExporter()
     handler = _handler(metrics, memory)

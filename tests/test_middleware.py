@@ -31,7 +31,7 @@ from llm_audit_langchain import (
     SamplingPolicy,
     current_traceparent,
 )
-from llm_audit_langchain.middleware import AuditMiddleware
+from llm_audit_langchain.capture.middleware import AuditMiddleware
 from llm_audit_langchain.testing import ScriptedChatModel
 
 UPSTREAM_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -25,7 +25,7 @@ from fault_exporters import AlwaysFailing, DownThenUp, Hanging, ReturnsFailure
 from llm_audit_langchain.events import AuditEvent, AuditEventType
 from llm_audit_langchain.exporters import JsonlExporter, MemoryExporter
 from llm_audit_langchain.exporters.base import Exporter
-from llm_audit_langchain.pipeline import Pipeline
+from llm_audit_langchain.pipeline.worker import Pipeline
 
 HANG_GUARD_S = 3.0  # generous: the machine has 2 noisy cores
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -592,7 +592,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 from llm_audit_langchain.events import AuditEvent, AuditEventType
 from llm_audit_langchain.exporters import JsonlExporter
-from llm_audit_langchain.pipeline import Pipeline
+from llm_audit_langchain.pipeline.worker import Pipeline
 
 pipeline = Pipeline([JsonlExporter(sys.argv[1])], flush_interval_s=60.0, batch_size=1000)
 for seq in range(7):

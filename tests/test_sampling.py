@@ -20,7 +20,7 @@ from llm_audit_langchain import (
 )
 from llm_audit_langchain.context import new_trace_id
 from llm_audit_langchain.errors import ConfigError
-from llm_audit_langchain.sampling import trace_fraction
+from llm_audit_langchain.pipeline.sampling import trace_fraction
 
 
 def audited(policy: SamplingPolicy, memory: MemoryExporter, **config: Any) -> AuditCallbackHandler:
@@ -127,7 +127,7 @@ def test_slow_retried_and_costly_traces_are_kept() -> None:
 
 
 def test_cost_threshold_keeps_expensive_traces() -> None:
-    from llm_audit_langchain.pricing import set_price_overrides
+    from llm_audit_langchain.enrich.pricing import set_price_overrides
 
     set_price_overrides({"scripted-model": {"input": 1_000_000.0, "output": 0.0}})
     try:

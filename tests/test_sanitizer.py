@@ -26,8 +26,8 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from pydantic import BaseModel
 
-from llm_audit_langchain import sanitizer as sanitizer_module
-from llm_audit_langchain.sanitizer import Sanitizer, sanitize
+from llm_audit_langchain.privacy import sanitizer as sanitizer_module
+from llm_audit_langchain.privacy.sanitizer import Sanitizer, sanitize
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALNUM = string.ascii_letters + string.digits

@@ -369,7 +369,7 @@ def test_llm_cache_hit_is_recorded_and_not_billed(handler: AuditCallbackHandler,
                                                   memory: MemoryExporter) -> None:
     from langchain_core.caches import InMemoryCache
 
-    from llm_audit_langchain.pricing import set_price_overrides
+    from llm_audit_langchain.enrich.pricing import set_price_overrides
     from llm_audit_langchain.testing import ScriptedChatModel
 
     set_price_overrides({"cached-model": {"input": 1.0, "output": 2.0}})

@@ -27,8 +27,8 @@ from langchain_core.outputs import (
     LLMResult,
 )
 
-from llm_audit_langchain import usage as usage_module
-from llm_audit_langchain.usage import (
+from llm_audit_langchain.enrich import usage as usage_module
+from llm_audit_langchain.enrich.usage import (
     TokenUsage,
     estimate_tokens,
     extract_usage,

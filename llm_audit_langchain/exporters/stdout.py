@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..events import AuditEvent, event_to_dict
-from ..tree import event_measures
+from ..inspect.tree import event_measures
 from .jsonl import json_safe
 
 _COLOURS = {"ok": "\033[32m", "error": "\033[31m", "timeout": "\033[35m", "retry": "\033[33m"}

@@ -45,7 +45,7 @@ from ..events import AuditEvent, AuditEventType
 from .exporter import SCOPE_NAME, _package_version, grpc_module, otel_resource, otlp_protocol
 
 if TYPE_CHECKING:
-    from ..handler import AuditCallbackHandler
+    from ..capture.handler import AuditCallbackHandler
 
 logger = logging.getLogger("llm_audit_langchain")
 

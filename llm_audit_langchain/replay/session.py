@@ -130,8 +130,8 @@ class Replay:
         if self._recorder is None:
             from ..config import AuditConfig
             from ..exporters.memory import MemoryExporter
-            from ..handler import AuditCallbackHandler, get_default_handler, set_default_handler
-            from ..sampling import SamplingPolicy
+            from ..capture.handler import AuditCallbackHandler, get_default_handler, set_default_handler
+            from ..pipeline.sampling import SamplingPolicy
 
             previous = get_default_handler()
             self._memory = MemoryExporter()

@@ -26,7 +26,7 @@ DivergenceSink = Callable[[Difference], None]
 
 
 def _redacted(value: Any) -> Any:
-    from ..sanitizer import Sanitizer
+    from ..privacy.sanitizer import Sanitizer
 
     return Sanitizer("redacted")(value)
 

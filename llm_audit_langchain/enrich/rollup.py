@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import AuditEvent, AuditEventType
+from ..events import AuditEvent, AuditEventType
 
 _LLM = (AuditEventType.LLM_INVOKE, AuditEventType.LLM_ERROR)
 

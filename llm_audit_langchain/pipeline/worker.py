@@ -26,11 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .events import AuditEvent, AuditEventType
-from .exporters.base import Exporter, ExportResult
+from ..events import AuditEvent, AuditEventType
+from ..exporters.base import Exporter, ExportResult
 
 if TYPE_CHECKING:
-    from .config import AuditConfig
+    from ..config import AuditConfig
 
 logger = logging.getLogger("llm_audit_langchain")
 
@@ -168,7 +168,7 @@ class Pipeline:
         defer_sampled_out: bool = False,
     ) -> Pipeline:
         """The default pipeline for ``config`` (used by ``AuditCallbackHandler``)."""
-        from .exporters.factory import exporters_from_config
+        from ..exporters.factory import exporters_from_config
         from .processors import default_processors, default_sampler, default_sanitizer
 
         return cls(

@@ -26,8 +26,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AuditError
-from .replay.reading import jsonl_files
+from ..errors import AuditError
+from ..replay.reading import jsonl_files
 
 
 class AnalyticsUnavailableError(AuditError, ImportError):

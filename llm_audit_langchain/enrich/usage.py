@@ -8,7 +8,7 @@ that is impossible the counts are ``None`` with a ``reason``, never 0.
 
 Example::
 
-    >>> from llm_audit_langchain.usage import extract_usage
+    >>> from llm_audit_langchain.enrich.usage import extract_usage
     >>> usage = extract_usage(response, prompt_messages=messages)
     >>> usage.input_tokens, usage.cache_read_tokens, usage.source
     (1200, 1000, 'usage_metadata')

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from .events import AuditEventType, ErrorDetail
+from ..events import AuditEventType, ErrorDetail
 from .runs import Run, tag_number
 
 _RETRY_TAG = "retry:attempt:"

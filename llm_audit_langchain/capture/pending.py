@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .context import new_event_id
-from .events import AuditEvent, AuditEventType, ErrorDetail, Status, fast_event
+from ..context import new_event_id
+from ..events import AuditEvent, AuditEventType, ErrorDetail, Status, fast_event
 from .runs import Run
 
 # Built and enriched as they arrive, sampled out or not: LLM calls (cost for the sampler and

@@ -15,13 +15,13 @@ from importlib import metadata as importlib_metadata
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .events import AuditEvent, AuditEventType
-from .mapping import chars_by_role
-from .pipeline import Processor, Sampler
+from ..events import AuditEvent, AuditEventType
+from ..capture.mapping import chars_by_role
+from .worker import Processor, Sampler
 
 if TYPE_CHECKING:
-    from .config import AuditConfig
-    from .sanitizer import Sanitizer
+    from ..config import AuditConfig
+    from ..privacy.sanitizer import Sanitizer
 
 _PACKAGES = ("llm-audit-langchain", "langchain-core", "langgraph", "langchain-aws", "pydantic")
 _LLM_EVENTS = (AuditEventType.LLM_INVOKE, AuditEventType.LLM_ERROR)
@@ -31,7 +31,8 @@ _LLM_EVENTS = (AuditEventType.LLM_INVOKE, AuditEventType.LLM_ERROR)
 def _usage_and_pricing() -> tuple[ModuleType, ModuleType]:
     """usage.py and pricing.py, imported on first use (tiktoken and genai-prices are heavy)
     and then without an import statement per event."""
-    from . import pricing, usage
+    from ..enrich import pricing
+    from ..enrich import usage
 
     return usage, pricing
 
@@ -192,7 +193,7 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
 
 def default_sanitizer(config: AuditConfig) -> Processor:
     """The sanitizer for ``config.capture`` (``redacted`` unless explicitly changed)."""
-    from .sanitizer import Sanitizer
+    from ..privacy.sanitizer import Sanitizer
 
     return event_sanitizer(Sanitizer(config.capture))
 

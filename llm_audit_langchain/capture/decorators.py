@@ -27,8 +27,8 @@ from typing import Any, TypeVar, cast, overload
 from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
-from .context import TraceContext, new_event_id, new_span_id, new_trace_id
-from .events import AuditEvent, AuditEventType, Status
+from ..context import TraceContext, new_event_id, new_span_id, new_trace_id
+from ..events import AuditEvent, AuditEventType, Status
 from .handler import AuditCallbackHandler, get_default_handler
 from .mapping import context_parent_run_id
 from .pending import utc_from_ns

@@ -37,12 +37,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
-from .events import AuditEventType
+from ..errors import ConfigError
+from ..events import AuditEventType
 
 if TYPE_CHECKING:
-    from .config import AuditConfig
-    from .pipeline import Item
+    from ..config import AuditConfig
+    from .worker import Item
 
 _ROOT = "trace_root"
 _UPSTREAM = "upstream_sampled"

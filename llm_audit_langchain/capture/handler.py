@@ -30,17 +30,17 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from .config import AuditConfig
-from .context import (
+from ..config import AuditConfig
+from ..context import (
     TraceContext,
     malformed_traceparent_count,
     new_span_id,
     set_run_context_lookup,
 )
-from .context import new_trace_id as _new_trace_id
+from ..context import new_trace_id as _new_trace_id
 from .decisions import DecisionTracker
-from .events import AuditEvent, AuditEventType, ErrorDetail, Status
-from .exporters.base import Exporter
+from ..events import AuditEvent, AuditEventType, ErrorDetail, Status
+from ..exporters.base import Exporter
 from .mapping import (
     context_parent_run_id,
     control_flow_kind,
@@ -52,10 +52,10 @@ from .mapping import (
     tool_name,
 )
 from .pending import PendingEvent
-from .pipeline import Pipeline, Processor
-from .rollup import CostRollup
+from ..pipeline.worker import Pipeline, Processor
+from ..enrich.rollup import CostRollup
 from .runs import Run, RunTracker, run_key, tag_number
-from .usage import is_cache_hit
+from ..enrich.usage import is_cache_hit
 
 logger = logging.getLogger("llm_audit_langchain")
 
