@@ -39,8 +39,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage
 
 from llm_audit_langchain import AuditCallbackHandler, AuditConfig, JsonlExporter
-from llm_audit_langchain.pipeline.worker import Pipeline
 from llm_audit_langchain.pipeline.processors import default_processors, default_sanitizer
+from llm_audit_langchain.pipeline.worker import Pipeline
 
 INPUT = {"messages": [HumanMessage("What is the weather in Paris? Reply briefly.")]}
 

@@ -10,17 +10,17 @@
 from __future__ import annotations
 
 from .audit import AuditLogExporter, verify
+from .capture.decorators import audit_node, audit_span, emit
+from .capture.handler import AuditCallbackHandler, get_default_handler, set_default_handler
 from .config import AuditConfig
 from .context import TraceContext, current_traceparent
-from .capture.decorators import audit_node, audit_span, emit
+from .enrich.pricing import calculate_cost
 from .errors import AuditError, ConfigError, TraceNotFoundError
 from .events import EVENT_VERSION, AuditEvent, AuditEventType, ErrorDetail
 from .exporters import Exporter, ExportResult, JsonlExporter, MemoryExporter, StdoutExporter
-from .capture.handler import AuditCallbackHandler, get_default_handler, set_default_handler
-from .enrich.pricing import calculate_cost
-from .replay import ReplayFixture, replay_trace
 from .pipeline.sampling import SamplingPolicy
 from .privacy.sanitizer import Sanitizer, sanitize
+from .replay import ReplayFixture, replay_trace
 
 __version__ = "0.1.0"
 

@@ -1,3 +1,3 @@
-"""Moved to ``llm_audit_langchain.inspect.cli`` (the llm-audit command); this path keeps working."""
+"""Moved to ``llm_audit_langchain.inspect.cli``; this import path keeps working."""
 
 from .inspect.cli import *  # noqa: F403

@@ -24,8 +24,8 @@ from langgraph.types import RetryPolicy
 
 from . import AuditCallbackHandler, AuditEvent, JsonlExporter, TraceContext
 from .context import new_span_id, new_trace_id
-from .testing import ScriptedChatModel
 from .inspect.tree import render_trace, trace_totals
+from .testing import ScriptedChatModel
 
 MODEL_ID = "anthropic.claude-3-haiku-20240307-v1:0"
 

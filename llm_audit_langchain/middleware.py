@@ -1,3 +1,3 @@
-"""Moved to ``llm_audit_langchain.capture.middleware`` (AuditMiddleware, the ASGI middleware); this path keeps working."""
+"""Moved to ``llm_audit_langchain.capture.middleware``; this import path keeps working."""
 
 from .capture.middleware import *  # noqa: F403

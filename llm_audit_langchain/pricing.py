@@ -1,3 +1,3 @@
-"""Moved to ``llm_audit_langchain.enrich.pricing`` (prices and calculate_cost); this path keeps working."""
+"""Moved to ``llm_audit_langchain.enrich.pricing``; this import path keeps working."""
 
 from .enrich.pricing import *  # noqa: F403

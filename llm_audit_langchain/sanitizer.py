@@ -1,3 +1,3 @@
-"""Moved to ``llm_audit_langchain.privacy.sanitizer`` (the sanitizer); this path keeps working."""
+"""Moved to ``llm_audit_langchain.privacy.sanitizer``; this import path keeps working."""
 
 from .privacy.sanitizer import *  # noqa: F403

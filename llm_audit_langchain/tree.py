@@ -1,3 +1,3 @@
-"""Moved to ``llm_audit_langchain.inspect.tree`` (the trace tree views); this path keeps working."""
+"""Moved to ``llm_audit_langchain.inspect.tree``; this import path keeps working."""
 
 from .inspect.tree import *  # noqa: F403

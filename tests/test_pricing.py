@@ -16,8 +16,12 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from llm_audit_langchain.enrich import pricing
+from llm_audit_langchain.enrich.pricing import (
+    calculate_cost,
+    normalize_model_id,
+    set_price_overrides,
+)
 from llm_audit_langchain.errors import ConfigError
-from llm_audit_langchain.enrich.pricing import calculate_cost, normalize_model_id, set_price_overrides
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 REFERENCE = 0.000875  # seed 001 §5.1: 1000 in at $0.25/1M + 500 out at $1.25/1M

@@ -27,7 +27,7 @@ from langchain_core.outputs import (
     LLMResult,
 )
 
-from llm_audit_langchain.enrich import usage as usage_module
+from llm_audit_langchain.enrich import tokens as tokens_module
 from llm_audit_langchain.enrich.usage import (
     TokenUsage,
     estimate_tokens,
@@ -319,7 +319,7 @@ def test_cache_hit_by_run_id_alone() -> None:
 @pytest.fixture
 def fresh_encodings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No cached encodings in our module, and an empty tiktoken file cache."""
-    monkeypatch.setattr(usage_module, "_encodings", {})
+    monkeypatch.setattr(tokens_module, "_encodings", {})
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
     return tmp_path
@@ -384,7 +384,7 @@ def test_estimate_counts_tool_call_arguments(fresh_encodings: Path) -> None:
 def test_unavailable_encoding_makes_usage_unknown_not_zero(
     monkeypatch: pytest.MonkeyPatch, fresh_encodings: Path
 ) -> None:
-    monkeypatch.setattr(usage_module, "_load_encoding_offline", lambda name: None)
+    monkeypatch.setattr(tokens_module, "_load_encoding_offline", lambda name: None)
 
     count, reason = estimate_tokens(["hello"], None)
     usage = extract_usage(chat_result(AIMessage("hello")), prompt_messages=["hi"])
@@ -404,7 +404,7 @@ def test_a_failing_encoding_load_is_tried_once(
         calls.append(name)
         raise ValueError("corrupt plugin")
 
-    monkeypatch.setattr(usage_module, "_load_encoding_offline", broken)
+    monkeypatch.setattr(tokens_module, "_load_encoding_offline", broken)
 
     for _ in range(3):
         assert estimate_tokens(["x"], None)[0] is None
@@ -416,11 +416,11 @@ def test_tiktoken_cache_file_is_used_only_when_intact(fresh_encodings: Path) -> 
     url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
     cached = fresh_encodings / hashlib.sha1(url.encode()).hexdigest()
 
-    assert usage_module._tiktoken_cache_file("cl100k_base") is None
+    assert tokens_module._tiktoken_cache_file("cl100k_base") is None
     shutil.copy(bundled, cached)
-    assert usage_module._tiktoken_cache_file("cl100k_base") == cached
+    assert tokens_module._tiktoken_cache_file("cl100k_base") == cached
     cached.write_bytes(b"corrupt")
-    assert usage_module._tiktoken_cache_file("cl100k_base") is None
+    assert tokens_module._tiktoken_cache_file("cl100k_base") is None
 
 
 def _bundled_cl100k() -> str:

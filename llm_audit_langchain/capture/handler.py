@@ -38,9 +38,13 @@ from ..context import (
     set_run_context_lookup,
 )
 from ..context import new_trace_id as _new_trace_id
-from .decisions import DecisionTracker
+from ..enrich.rollup import CostRollup
+from ..enrich.usage import is_cache_hit
 from ..events import AuditEvent, AuditEventType, ErrorDetail, Status
 from ..exporters.base import Exporter
+from ..pipeline.base import Processor
+from ..pipeline.worker import Pipeline
+from .decisions import DecisionTracker
 from .mapping import (
     context_parent_run_id,
     control_flow_kind,
@@ -52,10 +56,7 @@ from .mapping import (
     tool_name,
 )
 from .pending import PendingEvent
-from ..pipeline.worker import Pipeline, Processor
-from ..enrich.rollup import CostRollup
 from .runs import Run, RunTracker, run_key, tag_number
-from ..enrich.usage import is_cache_hit
 
 logger = logging.getLogger("llm_audit_langchain")
 

@@ -54,25 +54,6 @@ def has_graph_step(tags: list[str]) -> bool:
     return False
 
 
-def chars_by_role(prompt: Any) -> dict[str, int]:
-    """Characters of prompt text per message role (``prompt`` for plain string prompts)."""
-    counts: dict[str, int] = {}
-    for message in prompt if isinstance(prompt, list) else ():
-        if isinstance(message, list):  # several prompts in one call: count them all
-            for role, n in chars_by_role(message).items():
-                counts[role] = counts.get(role, 0) + n
-            continue
-        role = getattr(message, "type", "prompt")
-        content = getattr(message, "content", message)
-        if isinstance(content, str):
-            size = len(content)
-        else:  # content blocks
-            size = sum(len(b.get("text", "")) if isinstance(b, dict) else len(str(b))
-                       for b in content or ())
-        counts[role] = counts.get(role, 0) + size
-    return counts
-
-
 def serialized_name(serialized: dict[str, Any] | None) -> str | None:
     if not serialized:
         return None

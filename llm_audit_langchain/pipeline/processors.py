@@ -15,9 +15,9 @@ from importlib import metadata as importlib_metadata
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from ..enrich.tokens import chars_by_role
 from ..events import AuditEvent, AuditEventType
-from ..capture.mapping import chars_by_role
-from .worker import Processor, Sampler
+from .base import Processor, Sampler
 
 if TYPE_CHECKING:
     from ..config import AuditConfig
@@ -31,8 +31,7 @@ _LLM_EVENTS = (AuditEventType.LLM_INVOKE, AuditEventType.LLM_ERROR)
 def _usage_and_pricing() -> tuple[ModuleType, ModuleType]:
     """usage.py and pricing.py, imported on first use (tiktoken and genai-prices are heavy)
     and then without an import statement per event."""
-    from ..enrich import pricing
-    from ..enrich import usage
+    from ..enrich import pricing, usage
 
     return usage, pricing
 

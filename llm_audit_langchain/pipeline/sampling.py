@@ -42,7 +42,7 @@ from ..events import AuditEventType
 
 if TYPE_CHECKING:
     from ..config import AuditConfig
-    from .worker import Item
+    from .base import Item
 
 _ROOT = "trace_root"
 _UPSTREAM = "upstream_sampled"

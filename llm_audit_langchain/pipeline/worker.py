@@ -24,60 +24,18 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..events import AuditEvent, AuditEventType
 from ..exporters.base import Exporter, ExportResult
+from ..exporters.factory import exporters_from_config
+from .base import Item, Processor, Sampler
+from .processors import default_processors, default_sampler, default_sanitizer
 
 if TYPE_CHECKING:
     from ..config import AuditConfig
 
 logger = logging.getLogger("llm_audit_langchain")
-
-Processor = Callable[[AuditEvent], AuditEvent | None]
-"""A worker-side step: returns the (possibly changed) event, or None to drop it."""
-
-
-class Deferred(Protocol):
-    """An event the hot path queued unbuilt (``pending.PendingEvent``): the worker calls
-    ``build()``. Until then the sampler can read what it decides on; when ``deferrable`` is
-    True nothing but the event itself needs it built before that decision, so an event of a
-    trace that is sampled out is never built nor enriched."""
-
-    @property
-    def trace_id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def event_type(self) -> AuditEventType: ...
-    @property
-    def cost_usd(self) -> float | None: ...
-    @property
-    def latency_ms(self) -> float | None: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
-    @property
-    def deferrable(self) -> bool: ...
-
-    def build(self) -> AuditEvent:
-        """The event."""
-        ...
-
-
-Item = AuditEvent | Deferred
-
-
-class Sampler(Protocol):
-    """Decides, per trace, which events reach the exporters (see ``sampling.py``)."""
-
-    def offer(self, event: Item) -> tuple[list[Item], int]:
-        """Take one event; return the events released now and how many were sampled out."""
-        ...
-
-    def held(self) -> int:
-        """Events held while their trace is still open."""
-        ...
-
 
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 
@@ -168,9 +126,6 @@ class Pipeline:
         defer_sampled_out: bool = False,
     ) -> Pipeline:
         """The default pipeline for ``config`` (used by ``AuditCallbackHandler``)."""
-        from ..exporters.factory import exporters_from_config
-        from .processors import default_processors, default_sampler, default_sanitizer
-
         return cls(
             exporters if exporters is not None else exporters_from_config(config),
             [*default_processors(config), *processors],

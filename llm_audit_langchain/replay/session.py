@@ -128,9 +128,13 @@ class Replay:
 
     def _handler(self) -> Any:
         if self._recorder is None:
+            from ..capture.handler import (
+                AuditCallbackHandler,
+                get_default_handler,
+                set_default_handler,
+            )
             from ..config import AuditConfig
             from ..exporters.memory import MemoryExporter
-            from ..capture.handler import AuditCallbackHandler, get_default_handler, set_default_handler
             from ..pipeline.sampling import SamplingPolicy
 
             previous = get_default_handler()
