@@ -11,6 +11,11 @@ Example::
     handler = AuditCallbackHandler(exporters=[JsonlExporter("logs")])
     graph.invoke(inputs, config={"callbacks": [handler]})
     handler.flush(timeout=5.0)
+
+Longer than our other modules because it is one class: LangChain's callback interface (start, end
+and error of chains, chat models, LLMs, tools and retrievers, tokens, retries, custom events) is
+implemented on one object that shares one run map; the argument mapping, run records, pending
+events and decision tracking it uses live in the sibling modules.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Exporters: where sanitized events leave the process. One file per sink."""
+"""Exporters: where sanitized events leave the process, one file per sink, all on the worker
+thread behind the ``Exporter`` protocol (``base``). Imports only the event model and errors."""
 
 from .base import Exporter, ExportResult
 from .jsonl import JsonlExporter

@@ -10,11 +10,24 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..events import AuditEvent, event_to_dict
-from ..inspect.tree import event_measures
 from .jsonl import json_safe
 
 _COLOURS = {"ok": "\033[32m", "error": "\033[31m", "timeout": "\033[35m", "retry": "\033[33m"}
 _RESET = "\033[0m"
+
+
+def event_measures(event: AuditEvent, *, spelled_out: bool = False) -> list[str]:
+    """Latency, tokens and cost of one event: compact for one-line views (``12.3ms``,
+    ``tok=in/out``), or spelled out for the tree (``12.3 ms``, ``in / out tokens``)."""
+    parts = []
+    gap, tokens = (" ", "{} in / {} out tokens") if spelled_out else ("", "tok={}/{}")
+    if event.latency_ms is not None:
+        parts.append(f"{event.latency_ms:.1f}{gap}ms")
+    if event.tokens_input is not None or event.tokens_output is not None:
+        parts.append(tokens.format(event.tokens_input, event.tokens_output))
+    if event.cost_usd is not None:
+        parts.append(f"${event.cost_usd:.6f}")
+    return parts
 
 
 class StdoutExporter:

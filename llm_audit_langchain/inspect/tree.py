@@ -9,22 +9,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from ..events import AuditEvent, AuditEventType
+from ..exporters.stdout import event_measures
 
 E = AuditEventType
-
-
-def event_measures(event: AuditEvent, *, spelled_out: bool = False) -> list[str]:
-    """Latency, tokens and cost of one event: compact for one-line views (``12.3ms``,
-    ``tok=in/out``), or spelled out for the tree (``12.3 ms``, ``in / out tokens``)."""
-    parts = []
-    gap, tokens = (" ", "{} in / {} out tokens") if spelled_out else ("", "tok={}/{}")
-    if event.latency_ms is not None:
-        parts.append(f"{event.latency_ms:.1f}{gap}ms")
-    if event.tokens_input is not None or event.tokens_output is not None:
-        parts.append(tokens.format(event.tokens_input, event.tokens_output))
-    if event.cost_usd is not None:
-        parts.append(f"${event.cost_usd:.6f}")
-    return parts
 
 
 def _span_line(event: AuditEvent) -> str:

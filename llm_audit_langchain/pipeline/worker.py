@@ -9,6 +9,11 @@ backoff and jitter while the others go on, and what it missed is delivered when 
 Every event ends in exactly one place, so ``stats()`` always adds up::
 
     enqueued == exported + sum(dropped.values()) + pending
+
+Longer than our other modules because ``Pipeline`` is one class on purpose: the queue, the
+worker, the per-exporter backlogs and the counts share one lock and one set of invariants (the
+equation above), and splitting them would spread that invariant over several objects. What its
+parts agree on (item, processor and sampler protocols) is in ``base``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,86 @@
+"""What every ``llm-audit`` command shares: exit codes, the error it raises, JSON and progress
+output, finding the JSONL files and loading one trace."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ...events import AuditEvent
+from ...replay.reading import ScanStats, jsonl_files
+
+EXIT_OK, EXIT_NEGATIVE, EXIT_ERROR = 0, 1, 2
+
+
+class CliError(Exception):
+    """A reason the command cannot run; printed as ``llm-audit: error: ...``, exit code 2."""
+
+
+def print_json(value: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    json.dump(value, out, indent=2, ensure_ascii=False, default=str)
+    out.write("\n")
+
+
+def progress(message: str) -> None:
+    """Progress of a long scan, only for a person watching (stderr is a terminal)."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\x1b[K{message}")
+        sys.stderr.flush()
+
+
+def progress_done() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+
+def report_corrupt(stats: ScanStats) -> None:
+    if not stats.corrupt:
+        return
+    sys.stderr.write(f"llm-audit: skipped {stats.corrupt} corrupt line(s)\n")
+    for bad in stats.corrupt_lines[:5]:
+        sys.stderr.write(f"  {bad.file}:{bad.line}: {bad.reason}\n")
+
+
+def existing_dir(path: str) -> Path:
+    target = Path(path)
+    if not target.exists():
+        raise CliError(f"no such directory: {path}")
+    return target
+
+
+def files(path: str) -> list[Path]:
+    try:
+        return jsonl_files(existing_dir(path))
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+
+
+def load_trace_events(directory: str, trace_id: str, stats: ScanStats) -> list[AuditEvent]:
+    from ...replay.fixture import load_trace
+
+    existing_dir(directory)
+    progress(f"scanning {len(files(directory))} file(s) for trace {trace_id}…")
+    try:
+        return load_trace(directory, trace_id, stats)
+    finally:
+        progress_done()
+        report_corrupt(stats)
+
+
+def json_flag(parser: Any) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def default_dir() -> str:
+    return os.environ.get("AUDIT_LOG_DIR") or "logs"
+
+
+def call_text(call: dict[str, Any]) -> str:
+    args = call.get("args")
+    shown = ", ".join(f"{k}={v!r}" for k, v in args.items()) if isinstance(args, dict) else args
+    return f"{call.get('name')}({shown})"

@@ -1,0 +1,89 @@
+"""Cost, latency and SLO rates over a directory (DuckDB)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .common import (
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    CliError,
+    files,
+    json_flag,
+    print_json,
+    progress,
+    progress_done,
+)
+
+
+def _money(value: Any) -> str:
+    return "unpriced" if value is None else f"${value:.6f}"
+
+
+def _percent(value: Any) -> str:
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
+def _stats_text(report: dict[str, Any]) -> list[str]:
+    scan = report["scan"]
+    out = [f"{scan['events']} events, {report['requests']} requests, {report['traces']} traces "
+           f"in {len(scan['files'])} file(s)"]
+    if report["sampling"]["weighted"]:
+        out.append("rates are weighted by 1/keep probability of each sampled trace")
+    out.append(f"total cost {_money(report['total_cost_usd'])}")
+    for title, key in (("model", "cost_by_model"), ("day", "cost_by_day"),
+                       ("user", "cost_by_user")):
+        out.append(f"cost by {title}:")
+        for row in report[key]:
+            unpriced = f" ({row['unpriced_calls']} unpriced)" if row["unpriced_calls"] else ""
+            out.append(f"  {row['key']:<40} {row['calls']:>6} calls  {row['tokens_input'] or 0:>9}"
+                       f" in {row['tokens_output'] or 0:>9} out  {_money(row['cost_usd'])}"
+                       f"{unpriced}")
+    latency = report["latency_ms"]
+    p50, p95 = (("n/a" if v is None else f"{v:.1f}") for v in (latency["p50"], latency["p95"]))
+    out.append(f"latency of requests: p50 {p50} ms, p95 {p95} ms")
+    out.append("SLOs (seed 000):")
+    for slo in report["slo"]:
+        ratio = slo["metric"] != "p95_latency_ms"
+        value = _percent(slo["value"]) if ratio else (
+            "n/a" if slo["value"] is None else f"{slo['value']:.1f} ms")
+        target = _percent(slo["target_below"]) if ratio else f"{slo['target_below']:.0f} ms"
+        verdict = {True: "ok", False: "BREACHED", None: "no data"}[slo["ok"]]
+        out.append(f"  {slo['metric']:<18} {value:>10}  target < {target:<8} {verdict}")
+    return out
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from ..analytics import AnalyticsUnavailableError, stats
+
+    paths = files(args.directory)
+    size = sum(f.stat().st_size for f in paths)
+    progress(f"scanning {len(paths)} file(s), {size / 1e6:.1f} MB with DuckDB…")
+    try:
+        report = stats(args.directory, success_rate=args.success_rate)
+    except AnalyticsUnavailableError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        progress_done()
+    if report["scan"]["corrupt"]:
+        sys.stderr.write(f"llm-audit: skipped {report['scan']['corrupt']} corrupt line(s)\n")
+    if args.json:
+        print_json(report)
+    else:
+        sys.stdout.write("\n".join(_stats_text(report)) + "\n")
+    breached = any(s["ok"] is False for s in report["slo"])
+    return EXIT_NEGATIVE if args.check_slo and breached else EXIT_OK
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``llm-audit stats``."""
+    stats = commands.add_parser("stats", help="cost, latency and SLO rates (needs duckdb)")
+    stats.add_argument("directory", metavar="DIR")
+    stats.add_argument("--success-rate", type=float, default=None,
+                       help="SUCCESS_SAMPLE_RATE the files were written with, to weight "
+                            "sampled traces when the files do not record it")
+    stats.add_argument("--check-slo", action="store_true", help="exit 1 when an SLO is breached")
+    json_flag(stats)
+    stats.set_defaults(func=_stats)

@@ -1,0 +1,164 @@
+"""Follow new events as they are written (like ``tail -f``)."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ...events import AuditEvent, AuditEventType
+from ...exporters.stdout import event_measures
+from ...replay.reading import ScanStats, jsonl_files
+from .common import (
+    EXIT_OK,
+    CliError,
+    existing_dir,
+    json_flag,
+    report_corrupt,
+)
+
+E = AuditEventType
+
+
+def _event_line(event: AuditEvent) -> str:
+    parts = [event.timestamp.strftime("%H:%M:%S.%f")[:-3], event.trace_id[:12],
+             str(event.event_type), event.action, event.status]
+    parts.extend(event_measures(event))
+    if event.event_type == E.AGENT_ROUTE:
+        parts.append(f"{event.data.get('from_node')}→{event.data.get('destination')}")
+    if event.error is not None:
+        parts.append(f"{event.error.type}: {event.error.message[:120]}")
+    return "  ".join(parts)
+
+
+_BLOCK = 1 << 20
+
+
+class _Follower:
+    """Reads complete new lines from a directory's JSONL files, remembering offsets."""
+
+    def __init__(self, directory: Path, stats: ScanStats) -> None:
+        self.directory = directory
+        self.stats = stats
+        self.offsets: dict[Path, int] = {}
+        self.partial: dict[Path, bytes] = {}
+        self.numbers: dict[Path, int] = {}
+
+    def read_new(self) -> Iterator[tuple[Path, int, bytes]]:
+        for path in jsonl_files(self.directory):
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            offset = self.offsets.get(path, 0)
+            if size < offset:  # truncated or replaced: start over
+                offset, self.partial[path], self.numbers[path] = 0, b"", 0
+            if size == offset:
+                continue
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                while offset < size:  # in blocks: a big backlog never sits in memory whole
+                    chunk = handle.read(min(_BLOCK, size - offset))
+                    if not chunk:
+                        break
+                    offset += len(chunk)
+                    self.offsets[path] = offset
+                    yield from self._lines(path, chunk)
+
+    def _lines(self, path: Path, chunk: bytes) -> Iterator[tuple[Path, int, bytes]]:
+        *complete, rest = (self.partial.pop(path, b"") + chunk).split(b"\n")
+        if rest:
+            self.partial[path] = rest  # a line still being written
+        for raw in complete:
+            self.numbers[path] = self.numbers.get(path, 0) + 1
+            yield path, self.numbers[path], raw
+
+
+def _parse_line(path: Path, number: int, raw: bytes, stats: ScanStats) -> AuditEvent | None:
+    from pydantic import ValidationError
+
+    text = raw.decode("utf-8", "replace").strip()
+    if not text:
+        return None
+    stats.lines += 1
+    try:
+        event = AuditEvent.model_validate_json(text)
+    except ValidationError as exc:
+        reason = "not JSON" if exc.errors()[0].get("type") == "json_invalid" else "invalid event"
+        stats.add_corrupt(str(path), number, reason)
+        if stats.corrupt <= 5:
+            sys.stderr.write(f"llm-audit: skipped corrupt line {path}:{number} ({reason})\n")
+        return None
+    stats.events += 1
+    return event
+
+
+def _matches(event: AuditEvent, args: argparse.Namespace) -> bool:
+    if args.type and not any(fnmatch.fnmatchcase(str(event.event_type), t) for t in args.type):
+        return False
+    if args.status and event.status not in args.status:
+        return False
+    return not (args.trace and not event.trace_id.startswith(args.trace.lower()))
+
+
+def _tail(args: argparse.Namespace) -> int:
+    directory = existing_dir(args.directory)
+    if not directory.is_dir():
+        raise CliError(f"not a directory: {args.directory}")
+    stats = ScanStats()
+    follower = _Follower(directory, stats)
+    shown = 0
+
+    def emit(event: AuditEvent) -> None:
+        nonlocal shown
+        shown += 1
+        if args.json:
+            sys.stdout.write(json.dumps(event.model_dump(mode="json"), ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(_event_line(event) + "\n")
+
+    backlog: deque[AuditEvent] = deque(maxlen=None if args.once else max(args.lines, 0))
+    for path, number, raw in follower.read_new():
+        event = _parse_line(path, number, raw, stats)
+        if event is not None and _matches(event, args):
+            if args.once:
+                emit(event)  # streamed: --once over big files holds nothing in memory
+            else:
+                backlog.append(event)
+    for event in backlog:
+        emit(event)
+    sys.stdout.flush()
+    if args.once:
+        report_corrupt(stats)
+        return EXIT_OK
+    try:
+        while True:
+            time.sleep(args.interval)
+            for path, number, raw in follower.read_new():
+                new = _parse_line(path, number, raw, stats)
+                if new is not None and _matches(new, args):
+                    emit(new)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``llm-audit tail``."""
+    tail = commands.add_parser("tail", help="print events as they are written (like tail -f)")
+    tail.add_argument("directory", metavar="DIR")
+    tail.add_argument("--type", action="append", help="event type or glob (tool.*); repeatable")
+    tail.add_argument("--status", action="append", choices=["ok", "error", "timeout", "retry"])
+    tail.add_argument("--trace", help="trace id (or prefix)")
+    tail.add_argument("--once", action="store_true", help="print what exists and exit")
+    tail.add_argument("-n", "--lines", type=int, default=10,
+                      help="matching events already written to show first (default 10)")
+    tail.add_argument("--interval", type=float, default=0.5, help="poll interval, seconds")
+    json_flag(tail)
+    tail.set_defaults(func=_tail)
