@@ -164,7 +164,8 @@ def test_public_api_is_unchanged() -> None:
         "AuditCallbackHandler", "AuditConfig", "AuditError", "AuditEvent", "AuditEventType",
         "AuditLogExporter", "ConfigError", "EVENT_VERSION", "ErrorDetail", "ExportResult",
         "Exporter", "JsonlExporter", "MemoryExporter", "ReplayFixture", "SamplingPolicy",
-        "Sanitizer", "StdoutExporter", "TraceContext", "TraceNotFoundError", "__version__", "audit_node",
+        "Sanitizer", "StdoutExporter", "TraceContext", "TraceNotFoundError", "__version__",
+        "audit_node",
         "audit_span", "calculate_cost", "current_traceparent", "emit", "get_default_handler",
         "replay_trace", "sanitize", "set_default_handler", "verify",
     ])
