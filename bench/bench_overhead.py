@@ -9,6 +9,7 @@ Modes, interleaved round by round so machine noise hits them alike:
   +enrich    ... plus usage/cost/environment enrichment
   +sanitize  ... plus the default sanitizer
   default    everything on by default: enrich, sanitize, sampling, JSONL export to a temp dir
+  keep-all   the default with every trace kept (SUCCESS_SAMPLE_RATE=1, TRACE_SAMPLE_RATE=1)
 
 Each measurement includes the final ``flush()``, so worker-thread work is paid inside the timing
 (on 2 cores the worker competes with the agent for the GIL). Reported per run: wall time and
@@ -38,7 +39,7 @@ from graphs import weather_agent
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage
 
-from llm_audit_langchain import AuditCallbackHandler, AuditConfig, JsonlExporter
+from llm_audit_langchain import AuditCallbackHandler, AuditConfig, JsonlExporter, SamplingPolicy
 from llm_audit_langchain.pipeline.processors import default_processors, default_sanitizer
 from llm_audit_langchain.pipeline.worker import Pipeline
 
@@ -53,6 +54,10 @@ def ours(stage: str, log_dir: str) -> AuditCallbackHandler:
     config = AuditConfig(exporter="none", flush_interval_ms=200)
     if stage == "default":
         return AuditCallbackHandler(exporters=[JsonlExporter(log_dir)], config=config)
+    if stage == "keep-all":
+        keep = SamplingPolicy(trace_rate=1.0, success_rate=1.0)
+        config = AuditConfig(exporter="none", flush_interval_ms=200, sampling=keep)
+        return AuditCallbackHandler(exporters=[JsonlExporter(log_dir)], config=config)
     handler = AuditCallbackHandler(exporters=[], config=config)
     processors = default_processors(config) if stage in ("+enrich", "+sanitize") else []
     sanitizer = default_sanitizer(config) if stage == "+sanitize" else None
@@ -60,13 +65,16 @@ def ours(stage: str, log_dir: str) -> AuditCallbackHandler:
     return handler
 
 
-def make_modes(log_dir: str) -> dict[str, Callable[[], list[Any]]]:
-    return {
+STAGES = ("hot-path", "+enrich", "+sanitize", "default", "keep-all")
+
+
+def make_modes(log_dir: str, wanted: list[str]) -> dict[str, Callable[[], list[Any]]]:
+    modes: dict[str, Callable[[], list[Any]]] = {
         "bare": lambda: [],
         "noop": lambda: [NoopHandler()],
-        **{stage: (lambda s=stage: [ours(s, log_dir)])
-           for stage in ("hot-path", "+enrich", "+sanitize", "default")},
+        **{stage: (lambda s=stage: [ours(s, log_dir)]) for stage in STAGES},
     }
+    return {name: make for name, make in modes.items() if name == "bare" or name in wanted}
 
 
 Timing = tuple[float, float]  # (wall seconds, process CPU seconds) per run
@@ -101,13 +109,14 @@ def time_async(graph: Any, callbacks: list[Any], runs: int, concurrency: int = 1
     return (time.perf_counter() - start) / runs, (time.process_time() - cpu) / runs
 
 
-def measure(kind: str, runs: int, rounds: int, log_dir: str) -> dict[str, list[Timing]]:
+def measure(kind: str, runs: int, rounds: int, log_dir: str,
+            wanted: list[str]) -> dict[str, list[Timing]]:
     """Short measurements, interleaved mode by mode and round by round: the machine's slow
     drifts then hit every mode alike, and each round's overhead is paired with that round's
     bare run. Each mode keeps one handler for the whole benchmark, as an application would."""
     timer = time_sync if kind == "sync" else time_async
     graph = weather_agent()
-    modes = {name: make() for name, make in make_modes(log_dir).items()}
+    modes = {name: make() for name, make in make_modes(log_dir, wanted).items()}
     for callbacks in modes.values():  # warm up every path
         timer(graph, callbacks, 30)
     samples: dict[str, list[Timing]] = {name: [] for name in modes}
@@ -144,10 +153,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="agent runs per measurement")
     parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds per mode")
+    parser.add_argument("--modes", default="noop," + ",".join(STAGES),
+                        help="comma list of modes to compare with bare (default: all)")
+    parser.add_argument("--kinds", default="sync,async", help="sync, async or both")
     args = parser.parse_args()
+    wanted = args.modes.split(",")
     with tempfile.TemporaryDirectory() as log_dir:
-        for kind in ("sync", "async"):
-            report(kind, measure(kind, args.runs, args.rounds, log_dir))
+        for kind in args.kinds.split(","):
+            report(kind, measure(kind, args.runs, args.rounds, log_dir, wanted))
 
 
 if __name__ == "__main__":
