@@ -140,6 +140,8 @@ def test_flush_honours_its_timeout_when_the_broker_is_gone(broker: TansuBroker) 
     assert exporter.force_flush(1.0) is False
     assert time.monotonic() - started < 10  # bounded, not a timing claim about how fast
     assert exporter.stats()["unacked"] == 10
+    exporter.shutdown(0.5)
+    assert exporter.stats()["unacked"] == 10  # never acknowledged: still counted
 
 
 def test_local_buffer_is_bounded(broker: TansuBroker) -> None:
@@ -148,6 +150,7 @@ def test_local_buffer_is_bounded(broker: TansuBroker) -> None:
     assert exporter.export([event(uuid4().hex, i) for i in range(8)]) is None
     assert exporter.export([event(uuid4().hex, i) for i in range(8)]) is ExportResult.FAILURE
     assert exporter.stats()["buffer_full"] == 1 and exporter.stats()["unacked"] == 8
+    exporter.shutdown(0.5)
 
 
 def test_broker_restart_rebuilds_the_producer_and_resends(broker: TansuBroker) -> None:

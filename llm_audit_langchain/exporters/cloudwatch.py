@@ -16,6 +16,7 @@ latency by model), which CloudWatch turns into metrics without extra code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -145,6 +146,10 @@ class CloudWatchExporter:
     def shutdown(self, timeout: float | None = None) -> None:
         with self._lock:
             self._closed = True
+            close = getattr(self._client, "close", None)  # its connection pool
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     def after_fork(self) -> None:
         """In a forked child: a fresh lock and its own stream (never the parent's)."""

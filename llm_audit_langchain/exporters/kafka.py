@@ -99,6 +99,8 @@ class KafkaExporter:
             "linger.ms": linger_ms,
             "message.timeout.ms": int(delivery_timeout_s * 1000),
             "queue.buffering.max.messages": max(max_buffered, 1_000),
+            # librdkafka's own log lines go to our logger, never straight to the host's stderr.
+            "logger": logging.getLogger("llm_audit_langchain.kafka"),
             **(producer_config or {}),
             "error_cb": self._on_error,
         }
@@ -124,7 +126,8 @@ class KafkaExporter:
         ``failed`` (delivery reports with an error), ``resent``, ``rejected`` (permanent errors:
         dropped), ``producers_rebuilt``, ``buffer_full`` (exports refused), ``unacked``."""
         with self._lock:
-            self._producer.poll(0)
+            if not self._closed:
+                self._producer.poll(0)  # serve pending delivery reports first
             return {**self._stats, "unacked": len(self._unacked)}
 
     # -- exporter protocol -------------------------------------------------------------------
@@ -151,6 +154,8 @@ class KafkaExporter:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
+                if self._closed:
+                    return not self._unacked
                 self._producer.poll(0)
                 self._rebuild_if_needed()
                 if not self._unacked:
@@ -163,12 +168,22 @@ class KafkaExporter:
             producer.flush(0.2 if remaining is None else min(remaining, 0.2))
 
     def shutdown(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` for acknowledgements, then drop what is left (still counted in
+        ``stats()["unacked"]``) and close the producer, so no thread of it outlives us."""
+        with self._lock:
+            if self._closed:
+                return
         self.force_flush(5.0 if timeout is None else timeout)
         with self._lock:
             self._closed = True
             if self._unacked:
                 logger.warning("KafkaExporter: %d records not acknowledged at shutdown",
                                len(self._unacked))
+            self._generation += 1  # reports of the purge below are not deliveries
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._producer.purge(in_queue=True, in_flight=True)
+                self._producer.flush(0)
+                self._producer.close()
 
     def after_fork(self) -> None:
         """In a forked child: librdkafka's threads did not survive the fork; a new producer."""
