@@ -135,6 +135,7 @@ class FaultyProxy:
         self.faults = list(faults)
         self.answered_faults = 0
         self.forwarded = 0
+        self.headers_seen: list[dict[str, str]] = []  # of each request for ``target``
         upstream_netloc = urlsplit(upstream).netloc
 
         class Handler(BaseHTTPRequestHandler):
@@ -144,8 +145,9 @@ class FaultyProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 fault = ""
-                if self.headers.get("X-Amz-Target", "").endswith(target) and proxy.faults:
-                    fault = proxy.faults.pop(0)
+                if self.headers.get("X-Amz-Target", "").endswith(target):
+                    proxy.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+                    fault = proxy.faults.pop(0) if proxy.faults else ""
                 if fault in ("throttle", "503"):
                     proxy.answered_faults += 1
                     status, kind = ((400, "ThrottlingException") if fault == "throttle"

@@ -347,3 +347,21 @@ def test_a_retried_batch_never_sends_an_accepted_call_twice(moto: MotoServer) ->
         assert stats["log_events"] == stats["events"] == 10_001 and stats["failed_calls"] == 1
     finally:
         proxy.stop()
+
+
+def test_emf_lines_go_with_the_header_that_makes_them_metrics(moto: MotoServer) -> None:
+    from sink_servers import FaultyProxy
+
+    proxy = FaultyProxy(moto.endpoint, "PutLogEvents", [])
+    try:
+        exporter = CloudWatchExporter("/g", "s", endpoint_url=proxy.endpoint, metrics=True)
+        llm = event(0, model="gpt-4o", cost_usd=0.01, tokens_input=5, tokens_output=2)
+        llm = llm.model_copy(update={"event_type": AuditEventType.LLM_INVOKE})
+        exporter.export([llm, event(1)])
+        (headers,) = proxy.headers_seen
+        assert headers["x-amzn-logs-format"] == "json/emf"
+        lines = [json.loads(e["message"]) for e in stored(moto, "/g", "s")]
+        assert len(lines) == 3 and sum("_aws" in line for line in lines) == 1
+        assert exporter.stats()["metric_lines"] == 1
+    finally:
+        proxy.stop()
