@@ -365,3 +365,13 @@ def test_emf_lines_go_with_the_header_that_makes_them_metrics(moto: MotoServer) 
         assert exporter.stats()["metric_lines"] == 1
     finally:
         proxy.stop()
+
+
+def test_no_region_anywhere_is_a_config_error(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    with pytest.raises(ConfigError, match="AWS_REGION"):
+        CloudWatchExporter("/g", "s")
