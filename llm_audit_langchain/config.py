@@ -3,7 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | ``AUDIT_ENABLED`` | ``true`` | ``false`` turns the handler into a no-op |
-| ``AUDIT_EXPORTER`` | ``jsonl`` | sinks, comma-separated: ``jsonl,stdout,memory,none`` |
+| ``AUDIT_EXPORTER`` | ``jsonl`` | sinks, comma-separated (see ``exporters/registry.py``) |
 | ``AUDIT_LOG_DIR`` | ``logs`` | where ``JsonlExporter`` writes ``audit-YYYY-MM-DD.jsonl`` |
 | ``AUDIT_DEBUG`` | ``false`` | keep every trace (no sampling) |
 | ``AUDIT_INCLUDE_SNAPSHOTS`` | ``true`` | sanitized input snapshots in ``ErrorDetail`` |
@@ -14,6 +14,13 @@
 | ``AUDIT_MAX_RUNS`` | ``100000`` | bound of the open-run map (oldest evicted as ``timeout``) |
 | ``AUDIT_FSYNC`` | ``false`` | fsync the JSONL file after each batch |
 | ``AUDIT_SHUTDOWN_TIMEOUT_S`` | ``5`` | how long the exit hook waits to flush |
+| ``AUDIT_CHAIN_DIR`` | ``audit`` | directory of the hash chain (``AUDIT_EXPORTER=audit``) |
+| ``AUDIT_CLOUDWATCH_LOG_GROUP`` | | log group of ``AUDIT_EXPORTER=cloudwatch`` (required there) |
+| ``AUDIT_CLOUDWATCH_LOG_STREAM`` | host + pid | log stream; one per process by default |
+| ``AUDIT_CLOUDWATCH_RETENTION_DAYS`` | | retention policy set on the group when given |
+| ``AUDIT_CLOUDWATCH_METRICS`` | ``false`` | also Embedded Metric Format lines per LLM call |
+| ``AUDIT_KAFKA_BOOTSTRAP`` | | ``host:port,...`` of ``AUDIT_EXPORTER=kafka`` (required there) |
+| ``AUDIT_KAFKA_TOPIC`` | ``llm-audit-events`` | topic of ``AUDIT_EXPORTER=kafka`` |
 """
 
 from __future__ import annotations
@@ -47,6 +54,14 @@ class AuditConfig(BaseSettings):
     shutdown_timeout_s: float = Field(default=5.0, ge=0)
     retry_initial_backoff_s: float = Field(default=0.1, gt=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
+    # Settings of the sinks selected by name in ``exporter`` (exporters/registry.py).
+    chain_dir: Path = Path("audit")
+    cloudwatch_log_group: str | None = None
+    cloudwatch_log_stream: str | None = None
+    cloudwatch_retention_days: int | None = None
+    cloudwatch_metrics: bool = False
+    kafka_bootstrap: str | None = None
+    kafka_topic: str = "llm-audit-events"
     sampling: Any = Field(
         default=None, exclude=True,
         description="A SamplingPolicy; None reads TRACE/SUCCESS/ERROR_SAMPLE_RATE from the env.",

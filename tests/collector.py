@@ -96,8 +96,9 @@ def parse_spans(text: str) -> list[ReceivedSpan]:
 class Collector:
     """A running rotel agent; ``endpoint`` is its OTLP/HTTP base URL."""
 
-    def __init__(self, binary: Path, workdir: Path) -> None:
-        self.http_port, grpc_port = free_port(), free_port()
+    def __init__(self, binary: Path, workdir: Path, http_port: int | None = None) -> None:
+        # ``http_port``: the port of a collector stopped earlier, to restart it in place.
+        self.http_port, grpc_port = http_port or free_port(), free_port()
         self.endpoint = f"http://127.0.0.1:{self.http_port}"
         self.output = workdir / "rotel.out"
         self._out = self.output.open("wb")

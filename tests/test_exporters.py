@@ -440,9 +440,9 @@ def test_config_from_env_var(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 @pytest.mark.usefixtures("clean_env")
 def test_unknown_exporter_name_is_a_clear_config_error() -> None:
     with pytest.raises(ConfigError) as raised:
-        exporters_from_config(AuditConfig(exporter="jsonl,kafka"))
+        exporters_from_config(AuditConfig(exporter="jsonl,kafak"))
     message = str(raised.value)
-    assert "'kafka'" in message
+    assert "'kafak'" in message
     assert "AUDIT_EXPORTER" in message
     for valid in ("jsonl", "stdout", "memory", "none"):
         assert valid in message

@@ -1,32 +1,8 @@
-"""Build the default exporters from ``AuditConfig.exporter`` (``AUDIT_EXPORTER``)."""
+"""Build the default exporters from ``AuditConfig.exporter`` (``AUDIT_EXPORTER``); the table of
+sinks is in ``registry``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from .registry import exporters_from_config
 
-from ..errors import ConfigError
-from .base import Exporter
-from .jsonl import JsonlExporter
-from .memory import MemoryExporter
-from .stdout import StdoutExporter
-
-if TYPE_CHECKING:
-    from ..config import AuditConfig
-
-
-def exporters_from_config(config: AuditConfig) -> list[Exporter]:
-    """``jsonl``, ``stdout``, ``memory`` or ``none``, comma-separated."""
-    names = [n.strip().lower() for n in config.exporter.split(",") if n.strip()]
-    exporters: list[Exporter] = []
-    for name in names:
-        if name in ("jsonl", "jsonfile"):
-            exporters.append(JsonlExporter(config.log_dir, fsync=config.fsync))
-        elif name == "stdout":
-            exporters.append(StdoutExporter())
-        elif name == "memory":
-            exporters.append(MemoryExporter())
-        elif name != "none":
-            raise ConfigError(
-                f"AUDIT_EXPORTER: unknown exporter {name!r}; use jsonl, stdout, memory or none"
-            )
-    return exporters
+__all__ = ["exporters_from_config"]
