@@ -7,6 +7,7 @@ sampling rate."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,12 +112,14 @@ def summarize(traces: Traces) -> Summary:
     )
 
 
-def decisions_and_overrides(traces: Traces) -> tuple[list[dict[str, Any]], list[AuditEvent]]:
-    """Decision records of every LLM call (amended by the overrides that name them), and the
-    overrides whose decision is not among ``traces``."""
+def decisions_and_overrides(
+    traces: Traces, more_overrides: Iterable[AuditEvent] = ()
+) -> tuple[list[dict[str, Any]], list[AuditEvent]]:
+    """Decision records of every LLM call (amended by the overrides that name them, from the
+    traces or ``more_overrides``), and the overrides whose decision is not among ``traces``."""
     overrides: dict[str, AuditEvent] = {}
-    for trace in traces:
-        for event in trace.events:
+    for events in (*(t.events for t in traces), more_overrides):
+        for event in events:
             if event.action == OVERRIDE_ACTION and event.data.get("override_of"):
                 overrides[str(event.data["override_of"])] = event
     records = []
@@ -160,3 +163,16 @@ def chain_result(directory: str | os.PathLike[str] | None, key: str | None = Non
                        f"BROKEN ({broken.reason}) at {broken.file}:{broken.line} sequence "
                        f"{broken.sequence}: {broken.detail}; {report.records} records verified "
                        "before the break")
+
+
+def chain_overrides(directory: str | os.PathLike[str] | None) -> Iterator[AuditEvent]:
+    """The human overrides recorded in an audit chain directory (they live only there)."""
+    from ..audit.layout import chain_files
+    from ..replay.reading import scan
+
+    if directory is None or not Path(directory).is_dir():
+        return
+    for file in chain_files(Path(directory)):
+        for event in scan(file, keep=lambda line: OVERRIDE_ACTION in line):
+            if event.action == OVERRIDE_ACTION:
+                yield event

@@ -219,7 +219,7 @@ class CostRow:
     calls: int = 0
     tokens_input: int = 0
     tokens_output: int = 0
-    cost_usd: float | None = 0.0
+    cost_usd: float | None = None
     unpriced_calls: int = 0
 
 

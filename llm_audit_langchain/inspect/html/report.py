@@ -20,7 +20,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ... import __version__ as package_version
-from ..summary import ChainResult, Summary, chain_result, decisions_and_overrides, summarize
+from ..summary import (
+    ChainResult,
+    Summary,
+    chain_overrides,
+    chain_result,
+    decisions_and_overrides,
+    summarize,
+)
 from ..traces import Trace, Traces
 from ..views import duration, money
 from . import asset
@@ -173,7 +180,7 @@ def render_report(
     reload when it changes, for ``llm-audit ui``)."""
     summary = summarize(traces)
     chain = chain_result(chain_dir, chain_key)
-    records, orphans = decisions_and_overrides(traces)
+    records, orphans = decisions_and_overrides(traces, chain_overrides(chain_dir))
     since, until = period
     span = (f"{since.isoformat() if since else 'the beginning'} to "
             f"{until.isoformat() if until else 'now'}")

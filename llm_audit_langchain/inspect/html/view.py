@@ -21,6 +21,7 @@ from ..views import (
     duration,
     error_origin,
     kind_of,
+    message_text,
     money,
     point_label,
     span_label,
@@ -126,6 +127,24 @@ def _tree_html(roots: list[TreeNode], total: int) -> str:
 
     children_html(roots)
     return "".join(out)
+
+
+def _io_html(trace: Trace) -> str:
+    root = trace.root
+    if root is None:
+        return ""
+    asked = message_text(root.data.get("inputs"))
+    answered = message_text(_last_message(root.data.get("outputs")))
+    if not asked and not answered:
+        return ""
+    return ('<details class="lat-sec" open><summary>Input and answer (sanitized)</summary>'
+            f'<div><span class="lat-k">input</span>{esc(asked)}</div>'
+            f'<div><span class="lat-k">answer</span>{esc(answered)}</div></details>')
+
+
+def _last_message(outputs: Any) -> Any:
+    messages = outputs.get("messages") if isinstance(outputs, dict) else None
+    return messages[-1] if isinstance(messages, list) and messages else outputs
 
 
 def _decisions_html(trace: Trace) -> str:
@@ -245,6 +264,7 @@ def trace_view(trace: Trace, *, standalone: bool = True) -> str:
         '<div class="lat lat-trace" data-trace-id="', esc(trace.trace_id), '">',
         style_tag() if standalone else "",
         trace_header(trace),
+        _io_html(trace),
         f'<details class="lat-sec" open><summary>Run tree ({total} spans)</summary>'
         f'<div class="lat-tree">{_tree_html(roots, total)}</div></details>',
         _errors_html(trace),
