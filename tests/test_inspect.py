@@ -168,12 +168,13 @@ def test_dataframes_and_plots(rec: Recording) -> None:
     tools = spans[spans.kind == "tool"].set_index("status")
     assert tools.loc["error", "error_message"] == "weather service has no station in Atlantis"
     llm = spans[spans.kind == "llm"]
-    assert llm.tokens_input.sum() == traces[rec.demo_trace].tokens_input and llm.cost_usd.notna().all()
+    assert llm.tokens_input.sum() == traces[rec.demo_trace].tokens_input
+    assert llm.cost_usd.notna().all()
     events = traces.to_dataframe(per="event")
     assert len(events) == sum(len(t) for t in traces)
     figure = traces[rec.demo_trace].plot_timeline()
     assert len(figure.axes[0].patches) == 12
     costs = traces.plot_costs(by="model")
-    assert [t.get_text() for t in costs.axes[0].get_yticklabels()][0].startswith("anthropic")
+    assert next(t.get_text() for t in costs.axes[0].get_yticklabels()).startswith("anthropic")
     with pytest.raises(ValueError, match="by must be one of"):
         traces.plot_costs(by="colour")

@@ -50,7 +50,7 @@ class NotebookExtraMissingError(AuditError, ImportError):
 
 def _pandas() -> Any:
     try:
-        import pandas
+        import pandas  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
         raise NotebookExtraMissingError(f"to_dataframe() {_HINT}") from exc
     return pandas

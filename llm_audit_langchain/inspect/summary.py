@@ -107,7 +107,7 @@ def summarize(traces: Traces) -> Summary:
         tokens_output=sum(e.tokens_output or 0 for e in llm),
         latency_p50_ms=_percentile(list(latencies), 0.5), latency_p95_ms=p95,
         rates=rates, slo=slo,
-        cost_by={name: breakdown(traces, BREAKDOWN_KEYS[name]) for name in ("user", "model", "day")},
+        cost_by={key: breakdown(traces, BREAKDOWN_KEYS[key]) for key in ("user", "model", "day")},
         weighted=any(w != 1.0 for w in weights.values()),
     )
 

@@ -285,7 +285,7 @@ class Traces(Sequence[Trace]):
             raise LookupError("no traces")
         return self._traces[-1]
 
-    def filter(  # noqa: PLR0917
+    def filter(
         self,
         *,
         since: datetime | str | None = None,

@@ -109,7 +109,8 @@ def _tree_html(roots: list[TreeNode], total: int) -> str:
             out.append(f'<div class="{classes} lat-leaf">{_row(span, "div")}</div>')
             return
         is_open = node.depth < open_depth or span.span_id in keep_open
-        out.append(f'<details class="{classes}"{" open" if is_open else ""}>{_row(span, "summary")}')
+        opened = " open" if is_open else ""
+        out.append(f'<details class="{classes}"{opened}>{_row(span, "summary")}')
         for point in node.points:
             out.append(f'<div class="lat-pt">↳ {esc(point_label(point))}</div>')
         children_html(node.children)
@@ -215,7 +216,8 @@ def _timeline_html(roots: list[TreeNode], trace: Trace) -> str:
     note = "" if len(spans) <= MAX_TIMELINE_ROWS else (
         f'<p class="lat-note">first {MAX_TIMELINE_ROWS} of {len(spans)} spans</p>')
     opened = " open" if len(spans) <= 200 else ""
-    return (f'<details class="lat-sec"{opened}><summary>Timeline ({esc(duration(total_ms))})</summary>'
+    return (f'<details class="lat-sec"{opened}><summary>Timeline '
+            f"({esc(duration(total_ms))})</summary>"
             + "".join(rows) + note + "</details>")
 
 
@@ -224,7 +226,8 @@ def cost_table(title: str, rows: Iterable[Any]) -> str:
     body = "".join(
         f"<tr><td>{esc(r.key)}</td><td class=n>{r.calls}</td><td class=n>{r.tokens_input}</td>"
         f"<td class=n>{r.tokens_output}</td><td class=n>{esc(money(r.cost_usd))}"
-        + (f" ({r.unpriced_calls} unpriced)" if r.unpriced_calls else "") + "</td></tr>"
+        + (f" ({r.unpriced_calls} unpriced)" if r.unpriced_calls and r.cost_usd is not None
+           else "") + "</td></tr>"
         for r in rows)
     return (f"<table><tr><th>{esc(title)}</th><th class=n>calls</th><th class=n>tokens in</th>"
             f"<th class=n>tokens out</th><th class=n>cost</th></tr>{body}</table>")
