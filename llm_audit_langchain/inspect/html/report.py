@@ -190,6 +190,7 @@ def render_report(
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
         f"<title>{esc(title)}</title><style>{asset('view.css')}{asset('report.css')}</style>"
         f'</head><body class="lat"{live}><div class="lat-index"><h1>{esc(title)}</h1>'
         f'<p class="lat-muted">traces started from {esc(span)} · generated {esc(made)} by '
