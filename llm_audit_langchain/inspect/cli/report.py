@@ -38,6 +38,7 @@ def parse_time(text: str | None, flag: str) -> datetime | None:
 
 def _report(args: argparse.Namespace) -> int:
     from ..html.report import render_report
+    from ..summary import chain_result
     from ..traces import Traces
 
     directory = existing_dir(args.directory or args.dir)
@@ -52,18 +53,20 @@ def _report(args: argparse.Namespace) -> int:
         report_corrupt(everything.scan_stats)
     traces = everything.filter(since=since, until=until)
     chain_dir = args.chain or directory
+    progress(f"verifying the audit chain in {chain_dir}…")
+    try:
+        chain = chain_result(chain_dir, args.key)
+    finally:
+        progress_done()
     progress(f"rendering {len(traces)} trace(s)…")
     try:
-        html = render_report(traces, chain_dir=chain_dir, chain_key=args.key, title=args.title,
-                             period=(since, until))
+        html = render_report(traces, chain_dir=chain_dir, title=args.title,
+                             period=(since, until), chain=chain)
     finally:
         progress_done()
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(html, encoding="utf-8")
-    from ..summary import chain_result
-
-    chain = chain_result(chain_dir, args.key)
     seconds = time.perf_counter() - started
     if args.json:
         print_json({"output": str(output), "traces": len(traces), "bytes": len(html.encode()),

@@ -175,11 +175,12 @@ def render_report(
     title: str = "LLM audit report",
     period: tuple[datetime | None, datetime | None] = (None, None),
     live_version: str | None = None,
+    chain: ChainResult | None = None,
 ) -> str:
     """The report as one HTML document (``live_version`` makes the page poll ``version`` and
-    reload when it changes, for ``llm-audit ui``)."""
+    reload when it changes, for ``llm-audit ui``; ``chain`` a verification already made)."""
     summary = summarize(traces)
-    chain = chain_result(chain_dir, chain_key)
+    chain = chain if chain is not None else chain_result(chain_dir, chain_key)
     records, orphans = decisions_and_overrides(traces, chain_overrides(chain_dir))
     since, until = period
     span = (f"{since.isoformat() if since else 'the beginning'} to "
