@@ -86,11 +86,11 @@ def main() -> int:
                 out.write(orjson.dumps(event_to_dict(event)) + b"\n")
     size = (logs / "audit-bench.jsonl").stat().st_size
     print(f"{args.traces} traces, {args.traces * len(recorded)} events, {size / 1e6:.1f} MB")
-    traces, read_s = timed("read (Traces.from_jsonl)", Traces.from_jsonl, logs)
+    traces, _read_s = timed("read (Traces.from_jsonl)", Traces.from_jsonl, logs)
     html, render_s = timed("render (render_report)", render_report, traces)
     print(f"report size {len(html) / 1e6:.1f} MB; per trace {render_s / len(traces) * 1000:.2f} ms")
     cli = str(Path(sys.executable).with_name("llm-audit"))
-    _, cli_s = timed("llm-audit report (whole command)", subprocess.run,
+    _, _cli_s = timed("llm-audit report (whole command)", subprocess.run,
                      [cli, "report", "--dir", str(logs), "-o", str(base / "report.html")],
                      check=True, capture_output=True)
 
@@ -99,7 +99,7 @@ def main() -> int:
     big = Trace([*recorded, *(node.model_copy(update={"span_id": f"{i:016x}",
                                                          "parent_span_id": root.span_id})
                                for i in range(args.spans))])
-    view, view_s = timed(f"notebook view of one {len(big.spans)}-span trace", big._repr_html_)
+    view, _view_s = timed(f"notebook view of one {len(big.spans)}-span trace", big._repr_html_)
     print(f"view size {len(view) / 1e6:.2f} MB")
     return 0
 

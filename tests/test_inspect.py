@@ -115,6 +115,9 @@ def test_big_traces_fold(rec: Recording) -> None:
     assert "Run tree (3012 spans)" in view
     assert f"… {3000 + 5 - 50} more runs" in view  # 3005 children of the root, 50 drawn open
     assert "first 400 of 3012 spans" in view
+    # the tools node (its tool run failed) starts after the copies: the fold opens to show it
+    assert '<details class="lat-more" open>' in view
+    assert '<details class="lat-more"><summary>' in Trace([root, *copies])._repr_html_()
 
 
 def test_report_command_writes_one_self_contained_file(rec: Recording, tmp_path: Path) -> None:

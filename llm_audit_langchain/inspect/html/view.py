@@ -121,7 +121,11 @@ def _tree_html(roots: list[TreeNode], total: int) -> str:
             node_html(child)
         rest = children[MAX_CHILDREN_SHOWN:]
         if rest:
-            out.append(f'<details class="lat-more"><summary>… {len(rest)} more runs</summary>')
+            # a failure among the folded runs keeps the fold open: the error row stays visible
+            failed = any(c.span.span_id in keep_open or c.span.status in ("error", "timeout")
+                         for c in rest)
+            out.append(f'<details class="lat-more"{" open" if failed else ""}><summary>… '
+                       f"{len(rest)} more runs</summary>")
             for child in rest:
                 node_html(child)
             out.append("</details>")
