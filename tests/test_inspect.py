@@ -22,7 +22,7 @@ def rec(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     return record(tmp_path_factory.mktemp("inspect"))
 
 
-def test_the_three_sources_hold_the_same_traces(rec: Recording) -> None:
+def test_the_three_sources_hold_the_same_traces(rec: Recording, tmp_path: Path) -> None:
     memory, jsonl, chain = (Traces.from_memory(rec.memory), Traces.from_jsonl(rec.logs),
                             Traces.from_chain(rec.chain))
     ids = [t.trace_id for t in memory]
@@ -33,6 +33,12 @@ def test_the_three_sources_hold_the_same_traces(rec: Recording) -> None:
     assert [e.event_id for e in demo] == [e.event_id for e in memory[rec.demo_trace]]
     # the chain also holds the person's override of the first decision, in the same trace
     assert any(e.action == "decision.override" for e in chain[rec.demo_trace])
+    both = tmp_path / "both"
+    both.mkdir()
+    for file in (*rec.logs.glob("*.jsonl"), *rec.chain.glob("*.jsonl")):
+        (both / file.name).write_bytes(file.read_bytes())
+    assert not any(e.action == "decision.override" for e in Traces.from_jsonl(both)[rec.demo_trace])
+    assert any(e.action == "decision.override" for e in Traces.from_chain(both)[rec.demo_trace])
 
 
 def test_a_trace_answers_what_a_reader_asks_first(rec: Recording) -> None:

@@ -243,8 +243,21 @@ class Traces(Sequence[Trace]):
         traces.scan_stats = stats
         return traces
 
-    from_chain = from_jsonl
-    """The audit chain's records are events plus their hashes: read them the same way."""
+    @classmethod
+    def from_chain(cls, directory: str | os.PathLike[str]) -> Traces:
+        """Every trace in a hash-chained audit directory (its ``audit-chain-*`` files, even when
+        plain JSONL files sit beside them): the records are events plus their hashes. Use
+        :func:`llm_audit_langchain.audit.verify` to check the chain itself."""
+        from pathlib import Path
+
+        from ..audit.layout import chain_files
+
+        stats = ScanStats()
+        target = Path(directory)
+        files = chain_files(target) if target.is_dir() else [target]
+        traces = cls.from_events(e for file in files for e in scan(file, stats))
+        traces.scan_stats = stats
+        return traces
 
     def __repr__(self) -> str:
         return f"<Traces {len(self)} traces>"
