@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_EXTRAS := test
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,15 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/python -m llm_audit_langchain.demo
 
-test: $(VENV)/.test-installed
+# The browser tests need Debian's chromium; install it when we can (root, apt), never fail on it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+	      || (apt-get update -qq >/dev/null 2>&1 \
+	          && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1)) \
+	  || echo "no chromium: the browser tests will be skipped"; } || true
+
+test: $(VENV)/.test-installed browser
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.test-installed

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ...errors import AuditError
-from . import replay, show, stats, tail, verify
+from . import replay, report, show, stats, tail, ui, verify
 from .common import EXIT_ERROR, EXIT_OK, CliError
 
 Command = Callable[[argparse.Namespace], int]
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     schema = commands.add_parser("schema", help="print the JSON Schema of audit events")
     schema.set_defaults(func=_schema)
-    for command in (tail, show, verify, stats, replay):
+    for command in (tail, show, verify, stats, replay, report, ui):
         command.add_parser(commands)
     return parser
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ...events import AuditEvent, AuditEventType
 from ...replay.reading import ScanStats
+from . import terminal
 from .common import (
     EXIT_OK,
     call_text,
@@ -62,6 +63,11 @@ def _show(args: argparse.Namespace) -> int:
                      "errors": [e.model_dump(mode="json") for e in errors],
                      "events": [e.model_dump(mode="json") for e in events],
                      "scan": stats.as_dict()})
+        return EXIT_OK
+    if terminal.enabled():
+        from ..traces import Trace
+
+        terminal.print_trace(Trace(events), tracebacks=args.traceback)
         return EXIT_OK
     root = next((e for e in events if is_run_root(e)), None)
     out = [f"trace {events[0].trace_id}"]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from . import terminal
 from .common import (
     EXIT_NEGATIVE,
     EXIT_OK,
@@ -71,6 +72,8 @@ def _stats(args: argparse.Namespace) -> int:
         sys.stderr.write(f"llm-audit: skipped {report['scan']['corrupt']} corrupt line(s)\n")
     if args.json:
         print_json(report)
+    elif terminal.enabled():
+        terminal.print_stats(report)
     else:
         sys.stdout.write("\n".join(_stats_text(report)) + "\n")
     breached = any(s["ok"] is False for s in report["slo"])

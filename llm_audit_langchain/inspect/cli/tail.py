@@ -15,6 +15,7 @@ from typing import Any
 from ...events import AuditEvent, AuditEventType
 from ...exporters.stdout import event_measures
 from ...replay.reading import ScanStats, jsonl_files
+from . import terminal
 from .common import (
     EXIT_OK,
     CliError,
@@ -121,7 +122,7 @@ def _tail(args: argparse.Namespace) -> int:
         if args.json:
             sys.stdout.write(json.dumps(event.model_dump(mode="json"), ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write(_event_line(event) + "\n")
+            sys.stdout.write(terminal.status_line(_event_line(event), event.status) + "\n")
 
     backlog: deque[AuditEvent] = deque(maxlen=None if args.once else max(args.lines, 0))
     for path, number, raw in follower.read_new():

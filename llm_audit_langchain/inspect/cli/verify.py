@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from . import terminal
 from .common import (
     EXIT_NEGATIVE,
     EXIT_OK,
@@ -48,6 +49,8 @@ def _verify(args: argparse.Namespace) -> int:
                      "torn_lines": [vars(t) for t in report.torn_lines],
                      "first_broken": vars(broken) if broken else None,
                      "last": report.last.to_dict() if report.last else None})
+    elif terminal.enabled():
+        terminal.print_verify(report)
     elif report.ok:
         last = f", last sequence {report.last.sequence}" if report.last else ""
         sys.stdout.write(f"OK: {report.records} records in {len(report.files)} file(s){last}\n")
