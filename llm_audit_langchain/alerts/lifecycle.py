@@ -100,8 +100,8 @@ class Lifecycle:
             track = tracks.pop(labels)
             if track.firing and track.announced:
                 announced[labels] = now  # the cooldown runs from the resolution
-                last = measured.get(labels)
-                alerts.append(self._alert(rule, RESOLVED, labels, last[0] if last else None,
+                current = measured.get(labels)
+                alerts.append(self._alert(rule, RESOLVED, labels, current[0] if current else None,
                                           now, track, []))
         if len(announced) > len(tracks) + 1_000:  # forget cooldowns that are over (bounded)
             for labels in [k for k, at in announced.items()

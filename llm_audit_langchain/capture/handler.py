@@ -176,7 +176,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self.costs = CostRollup()
         """Cost and tokens per trace (in each root event's ``data.cost_rollup``) and live per
         thread id and user: ``handler.costs.live()``."""
-        if alerts is None and os.environ.get("AUDIT_ALERTS"):
+        if alerts is None and any(name.startswith("AUDIT_ALERT") for name in os.environ):
             from ..alerts.env import alerts_from_env
 
             alerts = alerts_from_env()
