@@ -7,6 +7,7 @@ who comes back later starts as new, which errs on the side of not flagging them)
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _DAY = 86_400.0
@@ -23,6 +24,9 @@ class KeyState:
     windows: deque[tuple[int, int, float]] = field(default_factory=deque)
     """(window index, requests, cost), oldest first, only windows with activity."""
     last_trace: str = ""
+    baseline: tuple[int, float, float, float, float] | None = None
+    """(window it was computed for, requests median, requests deviation, cost median, cost
+    deviation): the previous windows do not change during a window, so computed once."""
 
 
 class KeyedUsage:
@@ -59,13 +63,13 @@ class KeyedUsage:
         while windows and windows[0][0] < window - self.history:
             windows.popleft()
 
-    def today(self, now: float) -> list[tuple[str, KeyState]]:
+    def today(self, now: float) -> Iterator[tuple[str, KeyState]]:
         """The keys with spend today (UTC)."""
         day = int(now // _DAY)
-        return [(key, state) for key, state in self.keys.items() if state.day == day]
+        return ((key, state) for key, state in self.keys.items() if state.day == day)
 
-    def current(self, now: float) -> tuple[int, list[tuple[str, KeyState]]]:
-        """The current window's index and the keys active in it."""
+    def current(self, now: float) -> Iterator[tuple[str, KeyState]]:
+        """The keys active in the current window."""
         window = int(now // self.window_s)
-        return window, [(key, state) for key, state in self.keys.items()
-                        if state.windows and state.windows[-1][0] == window]
+        return ((key, state) for key, state in self.keys.items()
+                if state.windows and state.windows[-1][0] == window)

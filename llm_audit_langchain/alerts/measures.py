@@ -157,11 +157,18 @@ def _keyed(metric: str, seen: Observed, now: float, rule: AlertRule
     who, _, what = metric.partition("_")
     usage = seen.users if who == "user" else seen.threads
     label = "user_id" if who == "user" else "thread_id"
+    # Only the keys on the bad side are reported: with 10,000 users, building a value for
+    # every one on every evaluation was most of its cost (a resolution then has no value).
+    holds = rule.holds
     if what.endswith("_day"):
         cost = what.startswith("cost")
-        return {((label, key),): (state.cost_today if cost else float(state.tokens_today),
-                                  [state.last_trace])
-                for key, state in usage.today(now)}
+        found: dict[Labels, Measurement] = {}
+        for key, state in usage.today(now):
+            value = state.cost_today if cost else float(state.tokens_today)
+            if holds(value):
+                found[((label, key),)] = (value, [state.last_trace])
+        return found
     kind = "requests" if what.startswith("requests") else "cost"
-    scores = anomaly_scores(usage, now, kind, min_value=rule.min_count)
-    return {((label, key),): (score, [trace]) for key, (score, trace) in scores.items()}
+    return {((label, key),): (score, [trace])
+            for key, score, trace in anomaly_scores(usage, now, kind, min_value=rule.min_count)
+            if holds(score)}

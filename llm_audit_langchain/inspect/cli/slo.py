@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ...alerts.signals import TrafficWindows, is_request
@@ -65,8 +65,8 @@ def _rate(value: float | None) -> str:
 
 
 def _text(report: list[dict[str, Any]], first: float, last: float) -> list[str]:
-    span = (f"{datetime.fromtimestamp(first).isoformat(timespec='seconds')} to "
-            f"{datetime.fromtimestamp(last).isoformat(timespec='seconds')}")
+    span = " to ".join(datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                       for moment in (first, last))
     windows = list(report[0]["burn_rate"]) if report else []
     out = [f"SLOs over {span} (burn rates over the last {', '.join(windows)} of it)",
            f"  {'slo':<18} {'value':>8} {'target':>8} {'budget left':>12}  "
