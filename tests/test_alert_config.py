@@ -173,3 +173,42 @@ def test_alert_events_reach_every_sink_with_default_sampling(tmp_path: Path) -> 
     recorded = "\n".join(f.read_text() for f in (tmp_path / "chain").rglob("*.jsonl"))
     assert recorded.count('"alert.fired"') == 1 and recorded.count('"alert.resolved"') == 1
     assert fired.state == "fired" and resolved.state == "resolved"
+
+
+def test_the_engine_counts_sampled_out_traces_without_building_them(tmp_path: Path) -> None:
+    """The engine observes every request, sampled out or not, while the pipeline still builds
+    only the event types it reads for traces it drops (the default's saving stays on)."""
+    from llm_audit_langchain import JsonlExporter
+    from llm_audit_langchain.capture.pending import PendingEvent
+
+    built: list[str] = []
+    original = PendingEvent.build
+
+    def counting_build(self: PendingEvent) -> object:
+        built.append(str(self.event_type))
+        return original(self)
+
+    clock = Clock()
+    engine = AlertEngine(clock=clock)
+    handler = AuditCallbackHandler(exporters=[JsonlExporter(tmp_path)], alerts=engine,
+                                   config=AuditConfig(flush_interval_ms=20))
+    graph = weather_agent()
+    PendingEvent.build = counting_build  # type: ignore[method-assign]
+    try:
+        for _ in range(20):
+            graph.invoke({"messages": [("user", "weather in Paris?")]},
+                         config={"callbacks": [handler]})
+        assert handler.flush(timeout=10)
+    finally:
+        PendingEvent.build = original  # type: ignore[method-assign]
+        handler.shutdown(timeout=5)
+    status = {s["slo"]: s for s in engine.slo_status()}
+    assert status["error_rate"]["total"] == 20  # every request, kept or not
+    assert status["tool_failure_rate"]["total"] == 20
+    kept_roots = sum(1 for f in tmp_path.glob("*.jsonl") for line in f.read_text().splitlines()
+                     if '"trace_root": true' in line or '"trace_root":true' in line)
+    assert kept_roots < 20  # default sampling dropped some traces...
+    # ...and their inner runs were never built: a run has 5+ chain ends, roots are built always
+    assert built.count("chain.end") < 20 + 6 * kept_roots
+    assert built.count("tool.result") == 20  # read by the engine: built, sampled out or not
+    assert handler.stats()["alerts"]["observed"] > 0

@@ -17,6 +17,7 @@ included) and handed to the notifiers on their own thread.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import weakref
@@ -102,6 +103,11 @@ class AlertEngine:
         self._counts = {"observed": 0, "evaluations": 0, "fired": 0, "resolved": 0,
                         "evaluation_errors": 0}
         self._warned: set[str] = set()
+        _live.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a lock the parent's worker held would never be released."""
+        self._lock = threading.Lock()
 
     # ---- wiring -------------------------------------------------------------------------------
 
@@ -265,6 +271,17 @@ class AlertEngine:
             self._warned.add(cause)
             logger.warning("llm-audit alerts: %s failed: %r (counted; further ones are not "
                            "logged)", what, exc)
+
+
+_live: weakref.WeakSet[AlertEngine] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for engine in list(_live):
+        engine._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def alert_event(alert: Alert) -> AuditEvent:

@@ -206,7 +206,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
 
     def stats(self) -> dict[str, Any]:
         """Counters: enqueued, exported, dropped (by reason), failed, retried, pending, queue size,
-        plus the handler's own (active runs, evicted runs, internal errors...)."""
+        plus the handler's own (active runs, evicted runs, internal errors...) and, with an
+        alert engine, its counts under ``alerts`` (notifier failures included)."""
         stats = self._pipeline.stats()
         stats.update(
             active_runs=len(self._runs),
@@ -217,6 +218,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
             internal_errors=self._internal_errors,
             malformed_traceparent=malformed_traceparent_count(),
         )
+        if self.alerts is not None:
+            stats["alerts"] = self.alerts.stats()
         return stats
 
     def emit_event(self, event: AuditEvent) -> None:
