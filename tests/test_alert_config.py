@@ -5,6 +5,7 @@ the rule and field; and alert events reach every sink, the hash-chained audit lo
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,25 @@ def test_the_engine_counts_sampled_out_traces_without_building_them(tmp_path: Pa
     assert built.count("chain.end") < 20 + 6 * kept_roots
     assert built.count("tool.result") == 20  # read by the engine: built, sampled out or not
     assert handler.stats()["alerts"]["observed"] > 0
+
+
+def test_the_worker_evaluates_on_its_timer() -> None:
+    from llm_audit_langchain import MemoryExporter
+
+    memory = MemoryExporter()
+    engine = AlertEngine([AlertRule("any_request", "requests", 0, window_s=300)],
+                         builtin=False, interval_s=0.05)
+    handler = AuditCallbackHandler(exporters=[memory], alerts=engine,
+                                   config=AuditConfig(flush_interval_ms=20))
+    try:
+        weather_agent().invoke({"messages": [("user", "weather in Paris?")]},
+                               config={"callbacks": [handler]})
+        for _ in range(200):  # no call to check(): the worker's timer evaluates
+            handler.flush(timeout=5)
+            if memory.events_of("alert.fired"):
+                break
+            threading.Event().wait(0.05)
+        [fired] = memory.events_of("alert.fired")
+        assert fired.action == "any_request" and fired.data["alert"]["value"] == 1.0
+    finally:
+        handler.shutdown(timeout=5)
