@@ -9,8 +9,10 @@
    a thread of its own) sent requests every hour for a day, so the per-user budgets and the
    anomaly baselines are full.
 
-Overhead per agent run with the engine attached: ``bench/bench_overhead.py`` (mode ``+alerts``
-against ``default``). Not a test: no assertion, just numbers.
+3. Per agent run (``--rounds``): the default handler with and without an engine, interleaved
+   round by round like ``bench/bench_overhead.py``, process CPU per run (worker included).
+
+Not a test: no assertion, just numbers.
 """
 
 from __future__ import annotations
@@ -106,14 +108,58 @@ def bench_evaluation(runs: Runs, users: int) -> None:
           f"every user)")
 
 
+def bench_agent_runs(rounds: int, runs: int = 20) -> None:
+    import tempfile
+
+    from graphs import weather_agent
+    from langchain_core.messages import HumanMessage
+
+    from llm_audit_langchain import AuditCallbackHandler, AuditConfig, JsonlExporter
+
+    question = {"messages": [HumanMessage("What is the weather in Paris? Reply briefly.")]}
+    graph = weather_agent()
+    with tempfile.TemporaryDirectory() as log_dir:
+        config = AuditConfig(exporter="none", flush_interval_ms=200)
+        handlers = {
+            "default": AuditCallbackHandler(exporters=[JsonlExporter(log_dir)], config=config),
+            "+alerts": AuditCallbackHandler(exporters=[JsonlExporter(log_dir)], config=config,
+                                            alerts=AlertEngine()),
+        }
+
+        def cpu_per_run(handler: AuditCallbackHandler) -> float:
+            start = time.process_time()
+            for _ in range(runs):
+                graph.invoke(question, config={"callbacks": [handler]})
+            handler.flush(timeout=60)
+            return (time.process_time() - start) / runs
+
+        for handler in handlers.values():
+            cpu_per_run(handler)  # warm up
+        samples: dict[str, list[float]] = {name: [] for name in handlers}
+        for _ in range(rounds):
+            for name, handler in handlers.items():
+                samples[name].append(cpu_per_run(handler))
+        for handler in handlers.values():
+            handler.shutdown(timeout=10)
+    diffs = sorted(a - d for a, d in zip(samples["+alerts"], samples["default"], strict=True))
+    print(f"\nper agent run, process CPU (medians of {rounds} interleaved rounds of {runs} runs): "
+          f"default {statistics.median(samples['default']) * 1e3:.3f} ms, +alerts "
+          f"{statistics.median(samples['+alerts']) * 1e3:.3f} ms, paired difference "
+          f"{statistics.median(diffs) * 1e3:+.3f} ms (IQR {diffs[len(diffs) // 4] * 1e3:+.2f}.."
+          f"{diffs[3 * len(diffs) // 4] * 1e3:+.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=40, help="0 skips the per-run comparison")
     args = parser.parse_args()
     runs = Runs.record()
     bench_events(runs, args.events)
     bench_evaluation(runs, args.users)
+    if args.rounds:
+        bench_agent_runs(args.rounds)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Modes, interleaved round by round so machine noise hits them alike:
   +enrich    ... plus usage/cost/environment enrichment
   +sanitize  ... plus the default sanitizer
   default    everything on by default: enrich, sanitize, sampling, JSONL export to a temp dir
-  +alerts    default plus an AlertEngine with the built-in rules (AUDIT_ALERTS=true)
 
 Each measurement includes the final ``flush()``, so worker-thread work is paid inside the timing
 (on 2 cores the worker competes with the agent for the GIL). Reported per run: wall time and
@@ -40,7 +39,6 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage
 
 from llm_audit_langchain import AuditCallbackHandler, AuditConfig, JsonlExporter
-from llm_audit_langchain.alerts import AlertEngine
 from llm_audit_langchain.pipeline.processors import default_processors, default_sanitizer
 from llm_audit_langchain.pipeline.worker import Pipeline
 
@@ -55,9 +53,6 @@ def ours(stage: str, log_dir: str) -> AuditCallbackHandler:
     config = AuditConfig(exporter="none", flush_interval_ms=200)
     if stage == "default":
         return AuditCallbackHandler(exporters=[JsonlExporter(log_dir)], config=config)
-    if stage == "+alerts":
-        return AuditCallbackHandler(exporters=[JsonlExporter(log_dir)], config=config,
-                                    alerts=AlertEngine())
     handler = AuditCallbackHandler(exporters=[], config=config)
     processors = default_processors(config) if stage in ("+enrich", "+sanitize") else []
     sanitizer = default_sanitizer(config) if stage == "+sanitize" else None
@@ -70,7 +65,7 @@ def make_modes(log_dir: str) -> dict[str, Callable[[], list[Any]]]:
         "bare": lambda: [],
         "noop": lambda: [NoopHandler()],
         **{stage: (lambda s=stage: [ours(s, log_dir)])
-           for stage in ("hot-path", "+enrich", "+sanitize", "default", "+alerts")},
+           for stage in ("hot-path", "+enrich", "+sanitize", "default")},
     }
 
 
