@@ -109,12 +109,6 @@ class Lifecycle:
                 del announced[labels]
         return alerts
 
-    def forget(self, rule_names: set[str]) -> None:
-        """Drop the state of rules that no longer exist."""
-        for table in (self._tracks, self._last_announced):
-            for name in [name for name in table if name not in rule_names]:
-                del table[name]
-
     def active(self) -> list[dict[str, Any]]:
         """Pending and firing alerts now: rule, labels, state, since."""
         return [{"rule": name, "labels": dict(labels), "since": track.since,

@@ -143,7 +143,8 @@ class SnsNotifier:
                                         endpoint_url=self._endpoint)
         self._client.publish(
             TopicArn=self.topic_arn, Message=json.dumps(alert.as_dict(), default=str),
-            Subject=alert.summary()[:100],
+            # SNS subjects: at most 100 printable ASCII characters, no line breaks
+            Subject=alert.summary().encode("ascii", "replace").decode()[:100],
             MessageAttributes={
                 "severity": {"DataType": "String", "StringValue": alert.severity},
                 "state": {"DataType": "String", "StringValue": alert.state}})

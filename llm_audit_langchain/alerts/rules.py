@@ -127,13 +127,14 @@ class AlertRule:
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
                     value):
                 raise bad(name, f"must be a finite number, not {value!r}")
-        for name in ("window_s",):
-            if getattr(self, name) <= 0:
-                raise bad(name, "must be greater than 0")
+        if self.window_s <= 0:
+            raise bad("window_s", "must be greater than 0")
         for name in ("for_s", "min_count", "cooldown_s"):
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
-        if self.short_window_s is not None and not 0 < self.short_window_s <= self.window_s:
+        short = self.short_window_s
+        if short is not None and (isinstance(short, bool) or not isinstance(short, int | float)
+                                  or not 0 < short <= self.window_s):
             raise bad("short_window_s", "must be greater than 0 and at most window_s")
         if not isinstance(self.labels, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in self.labels.items()):
