@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from graphs import AgentState, get_time, get_weather, tool_call
+from graphs import get_time, get_weather, tool_call, tool_loop
 from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.graph import END, START, StateGraph
-from langgraph.prebuilt import ToolNode
 
 from llm_audit_langchain import AuditCallbackHandler, AuditConfig, AuditEvent, MemoryExporter
 from llm_audit_langchain.alerts import AlertEngine
@@ -41,20 +39,7 @@ def _graph(model: Any, *, retries: int = 0) -> Any:
     if retries:
         bound = bound.with_retry(stop_after_attempt=retries + 1, wait_exponential_jitter=False,
                                  retry_if_exception_type=(ConnectionError,))
-
-    def agent(state: AgentState) -> dict[str, Any]:
-        return {"messages": [bound.invoke(state["messages"])]}
-
-    def route(state: AgentState) -> str:
-        return "tools" if getattr(state["messages"][-1], "tool_calls", None) else END
-
-    builder = StateGraph(AgentState)
-    builder.add_node("agent", agent)
-    builder.add_node("tools", ToolNode(tools, handle_tool_errors=True))
-    builder.add_edge(START, "agent")
-    builder.add_conditional_edges("agent", route, ["tools", END])
-    builder.add_edge("tools", "agent")
-    return builder.compile()
+    return tool_loop(bound, tools)
 
 
 def _model(city: str, fail_on: dict[int, BaseException] | None = None) -> ScriptedChatModel:
