@@ -235,3 +235,17 @@ def test_the_worker_evaluates_on_its_timer() -> None:
         assert fired.action == "any_request" and fired.data["alert"]["value"] == 1.0
     finally:
         handler.shutdown(timeout=5)
+
+
+def test_rules_in_yaml_too(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rule:\n  - name: error_rate\n    metric: error_rate\n    threshold: 0.1\n"
+                    "    window: 10m\n    labels: {team: agents}\n"
+                    "  - name: broken\n    metric: error_rate\n    threshold: 0.1\n"
+                    "    for: soon\n")
+    with pytest.raises(ConfigError, match=r"rule #2 \('broken'\): field 'for'"):
+        load_rules(path)
+    path.write_text("rule:\n  - name: error_rate\n    metric: error_rate\n    threshold: 0.1\n"
+                    "    window: 10m\n    labels: {team: agents}\n")
+    [rule] = load_rules(path).rules
+    assert rule.window_s == 600 and rule.labels == {"team": "agents"}

@@ -1,4 +1,4 @@
-"""Alert rules from a TOML file (``AUDIT_ALERT_RULES``)::
+"""Alert rules from a TOML or YAML file (``AUDIT_ALERT_RULES``)::
 
     [[rule]]
     name = "error_rate"            # a built-in's name replaces the built-in
@@ -12,6 +12,14 @@
     [[rule]]
     name = "daily_requests_warning"
     enabled = false                # leave a built-in out
+
+or the same in YAML (a file named ``*.yaml`` or ``*.yml``)::
+
+    rule:
+      - name: error_rate
+        metric: error_rate
+        threshold: 0.10
+        window: 10m
 
 Fields: ``name``, ``metric``, ``threshold``, ``comparison``, ``window``, ``for``, ``severity``,
 ``labels``, ``short_window``, ``baseline``, ``min_count``, ``cooldown``, ``description``,
@@ -67,13 +75,12 @@ def load_rules(path: str | Path, *, variable: str = "AUDIT_ALERT_RULES") -> Rule
     """Read and check every rule in the TOML file at ``path``."""
     where = f"{variable}={path}"
     try:
-        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{where}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot read it: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    document = _parse(text, Path(path).suffix.lower() in (".yaml", ".yml"), where)
     unknown_tables = set(document) - {"rule"}
     if unknown_tables:
         raise ConfigError(f"{where}: unknown table(s) {sorted(unknown_tables)}; "
@@ -85,6 +92,8 @@ def load_rules(path: str | Path, *, variable: str = "AUDIT_ALERT_RULES") -> Rule
     disabled: list[str] = []
     seen: set[str] = set()
     for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where}: rule #{number} is not a table of fields")
         rule, enabled = _rule(entry, f"{where}: rule #{number}")
         if rule.name in seen:
             raise ConfigError(f"{where}: rule {rule.name!r} is defined twice")
@@ -94,6 +103,25 @@ def load_rules(path: str | Path, *, variable: str = "AUDIT_ALERT_RULES") -> Rule
         else:
             disabled.append(rule.name)
     return RuleFile(rules, disabled)
+
+
+def _parse(text: str, yaml: bool, where: str) -> dict[str, Any]:
+    if not yaml:
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    import yaml as pyyaml  # type: ignore[import-untyped]  # PyYAML comes with langchain-core
+
+    try:
+        document = pyyaml.safe_load(text)
+    except pyyaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{where}: write the rules as a list under 'rule:'")
+    return document
 
 
 def _rule(entry: Mapping[str, Any], where: str) -> tuple[AlertRule, bool]:
