@@ -55,6 +55,8 @@ class AuditEventType(StrEnum):
     API_CALL = "api.call"
     CUSTOM = "custom"
     TRACE_SUMMARY = "trace.summary"
+    ALERT_FIRED = "alert.fired"
+    ALERT_RESOLVED = "alert.resolved"
 
 
 class ErrorDetail(BaseModel):

@@ -40,6 +40,11 @@ def react_agent(responses: list[AIMessage] | None = None, *, handle_tool_errors:
     """agent → (tools → agent)* → END, the classic ReAct loop."""
     tools = tools or [get_weather, get_time]
     model = ScriptedChatModel(responses=responses or [], responder=responder).bind_tools(tools)
+    return tool_loop(model, tools, handle_tool_errors=handle_tool_errors)
+
+
+def tool_loop(model: Any, tools: list[Any], *, handle_tool_errors: bool = True) -> Any:
+    """The ReAct graph around ``model`` (any runnable over messages, tools already bound)."""
 
     def agent(state: AgentState) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}

@@ -27,7 +27,8 @@ ALLOWED = {
     "privacy": MODEL,
     "exporters": MODEL,
     "pipeline": MODEL | {"enrich", "privacy", "exporters"},
-    "capture": MODEL | {"enrich", "pipeline", "exporters"},
+    "capture": MODEL | {"enrich", "pipeline", "exporters", "alerts"},
+    "alerts": MODEL,
 }
 
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -62,6 +63,9 @@ from .mapping import (
 )
 from .pending import PendingEvent
 from .runs import Run, RunTracker, run_key, tag_number
+
+if TYPE_CHECKING:
+    from ..alerts.engine import AlertEngine
 
 logger = logging.getLogger("llm_audit_langchain")
 
@@ -134,6 +138,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
             observer with an ``event_types`` attribute (as ``AuditMetrics.observe``) gets LLM
             calls, errors, root-run ends and those types only, and keeps the saving above. They
             see events before sanitizing: read counts, names and timings, never export payloads.
+        alerts: an ``AlertEngine`` to feed and evaluate on the worker (``handler.alerts``); by
+            default one is attached when ``AUDIT_ALERTS=true``.
 
     Create one handler per process and reuse it: each handler owns one worker thread.
     """
@@ -148,6 +154,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         config: AuditConfig | None = None,
         processors: Sequence[Processor] = (),
         observers: Sequence[Callable[[AuditEvent], None]] = (),
+        alerts: AlertEngine | None = None,
     ) -> None:
         self.config = config if config is not None else AuditConfig.from_env()
         self._enabled = self.config.enabled
@@ -169,8 +176,19 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self.costs = CostRollup()
         """Cost and tokens per trace (in each root event's ``data.cost_rollup``) and live per
         thread id and user: ``handler.costs.live()``."""
+        if alerts is None and any(name.startswith("AUDIT_ALERT") for name in os.environ):
+            from ..alerts.env import alerts_from_env
+
+            alerts = alerts_from_env()
+        self.alerts = alerts
+        """The alert engine this handler feeds, if any."""
+        if alerts is not None:
+            observers = [*observers, alerts.observe]
         self._pipeline = Pipeline.from_config(self.config, exporters, [self.costs, *processors],
                                               observers, defer_sampled_out=not processors)
+        if alerts is not None:
+            alerts.bind(self, self._pipeline.exporters)
+            self._pipeline.add_periodic(alerts.evaluate, alerts.interval_s)
         set_default_handler(self)
         _live_handlers.add(self)
         sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))
@@ -188,7 +206,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
 
     def stats(self) -> dict[str, Any]:
         """Counters: enqueued, exported, dropped (by reason), failed, retried, pending, queue size,
-        plus the handler's own (active runs, evicted runs, internal errors...)."""
+        plus the handler's own (active runs, evicted runs, internal errors...) and, with an
+        alert engine, its counts under ``alerts`` (notifier failures included)."""
         stats = self._pipeline.stats()
         stats.update(
             active_runs=len(self._runs),
@@ -199,6 +218,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
             internal_errors=self._internal_errors,
             malformed_traceparent=malformed_traceparent_count(),
         )
+        if self.alerts is not None:
+            stats["alerts"] = self.alerts.stats()
         return stats
 
     def emit_event(self, event: AuditEvent) -> None:

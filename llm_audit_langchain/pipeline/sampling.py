@@ -160,7 +160,8 @@ class TraceState:
 
 
 _KEEP_TYPES = {AuditEventType.AGENT_RETRY: "retry", AuditEventType.AGENT_FALLBACK: "fallback",
-               AuditEventType.LLM_GUARDRAIL: "guardrail"}
+               AuditEventType.LLM_GUARDRAIL: "guardrail", AuditEventType.ALERT_FIRED: "alert",
+               AuditEventType.ALERT_RESOLVED: "alert"}
 
 
 class TailSampler:

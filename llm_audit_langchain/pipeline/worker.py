@@ -234,6 +234,10 @@ class Pipeline:
         """Call ``fn`` on the worker thread about every ``interval_s`` seconds."""
         self._periodic.append([fn, interval_s, time.monotonic() + interval_s])
 
+    def exporters(self) -> list[Exporter]:
+        """The exporters this pipeline delivers to (for readers of their own stats)."""
+        return [slot.exporter for slot in self._slots]
+
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Wait until every event enqueued so far is exported or dropped; True if so in time."""
         with self._lock:

@@ -5,11 +5,14 @@
     llm-audit verify DIR [--key K] [--anchor SEQ[:HASH]]   # check the hash-chained audit log
     llm-audit stats DIR                      # cost by model/day/user, latency, SLO rates (DuckDB)
     llm-audit replay TRACE_ID --dir DIR      # the replay plan: recorded answers, results, error
+    llm-audit slo [--dir DIR] [--check]      # SLOs: value, target, budget left, burn rates
+    llm-audit alerts export-prometheus       # the alert rules as a Prometheus rules file
     llm-audit schema                         # the JSON Schema of the event model
 
 Every command takes ``--json``. Exit codes: 0 done; 1 done and the answer is negative (a broken
-chain, a breached SLO with ``--check-slo``); 2 could not run (bad arguments, a missing
-directory, an unknown trace id, DuckDB missing). Corrupt lines are skipped and counted on stderr.
+chain, a breached SLO with ``stats --check-slo`` or ``slo --check``); 2 could not run (bad
+arguments, a missing directory, an unknown trace id, DuckDB missing). Corrupt lines are skipped
+and counted on stderr.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ...errors import AuditError
-from . import replay, report, show, stats, tail, ui, verify
+from . import alerts, replay, report, show, slo, stats, tail, ui, verify
 from .common import EXIT_ERROR, EXIT_OK, CliError
 
 Command = Callable[[argparse.Namespace], int]
@@ -40,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     schema = commands.add_parser("schema", help="print the JSON Schema of audit events")
     schema.set_defaults(func=_schema)
-    for command in (tail, show, verify, stats, replay, report, ui):
+    for command in (tail, show, verify, stats, replay, report, ui, slo, alerts):
         command.add_parser(commands)
     return parser
 
