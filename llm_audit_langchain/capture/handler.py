@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import threading
 import time
 import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from types import CodeType, FrameType
 from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
@@ -75,6 +77,34 @@ _END_KIND = {"chain": E.CHAIN_END, "llm": E.LLM_INVOKE, "tool": E.TOOL_RESULT,
              "retriever": E.RETRIEVER_END}
 _ERROR_KIND = {"chain": E.CHAIN_ERROR, "llm": E.LLM_ERROR, "tool": E.TOOL_ERROR,
                "retriever": E.RETRIEVER_ERROR}
+
+
+
+def _code_ids(function: Any) -> frozenset[int]:
+    """Ids of a function's code object and of the comprehensions nested in it (their own frames
+    before Python 3.12): the frames that may read ``run_inline`` on its behalf."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return frozenset()
+    nested = (const for const in code.co_consts if isinstance(const, CodeType))
+    return frozenset(id(c) for c in (code, *nested))
+
+
+# AsyncCallbackManager.on_llm_start (completion LLMs) sends the start to the inline handlers only
+# as soon as one handler is inline, hiding it from every other handler (astream_events,
+# astream_log, a user's async handler). We answer "not inline" to that one dispatch decision.
+_LLM_START_DISPATCH = _code_ids(AsyncCallbackManager.on_llm_start)
+
+
+def _another_handler_is_inline(frame: FrameType | None) -> bool:
+    """Whether a handler of the dispatching manager, not one of ours, is inline (then the
+    upstream dispatch already skips the non-inline ones, and we had better be among the
+    inline handlers that do get the start)."""
+    while frame is not None and frame.f_code.co_name.startswith("<"):
+        frame = frame.f_back  # from a comprehension's frame to on_llm_start's
+    manager = frame.f_locals.get("self") if frame is not None else None
+    handlers = getattr(manager, "handlers", None) or ()
+    return any(not isinstance(h, AuditCallbackHandler) and h.run_inline for h in handlers)
 
 
 _default_handler: weakref.ref[AuditCallbackHandler] | None = None
@@ -138,8 +168,17 @@ class AuditCallbackHandler(BaseCallbackHandler):
     Create one handler per process and reuse it: each handler owns one worker thread.
     """
 
-    run_inline = True  # called on the caller's thread/loop: no executor hop under ainvoke
     raise_error = False
+
+    @property
+    def run_inline(self) -> bool:  # type: ignore[override]
+        """True: called on the caller's thread/loop, no executor hop under ``ainvoke``. Except
+        where that would change what other handlers see: the completion-LLM start dispatch
+        (see ``_LLM_START_DISPATCH``), where we are inline only if another handler is."""
+        frame = sys._getframe(1)
+        if id(frame.f_code) not in _LLM_START_DISPATCH:
+            return True
+        return _another_handler_is_inline(frame)
 
     def __init__(
         self,
@@ -165,7 +204,10 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._evicted = 0
         self._orphan_ends = 0
         self._warned: set[str] = set()
-        self._last_error: tuple[BaseException | None, str | None] = (None, None)
+        # The last traceback formatted, for the same exception bubbling up through the parent
+        # runs: keyed by the exception's id, type and message, never by the exception itself
+        # (its traceback would keep every frame of the failed run alive until the next error).
+        self._last_error: tuple[int, type[BaseException], str, str] | None = None
         self.costs = CostRollup()
         """Cost and tokens per trace (in each root event's ``data.cost_rollup``) and live per
         thread id and user: ``handler.costs.live()``."""
@@ -568,14 +610,16 @@ class AuditCallbackHandler(BaseCallbackHandler):
                                                  message=str(error))))
 
     def _error_detail(self, error: BaseException, run: Run) -> ErrorDetail:
-        last_error, last_tb = self._last_error
-        if error is last_error and last_tb is not None:
-            formatted = last_tb  # the same exception bubbling up through parent runs
+        message = str(error)
+        last = self._last_error
+        if (last is not None and last[0] == id(error) and last[1] is type(error)
+                and last[2] == message):
+            formatted = last[3]  # the same exception bubbling up through parent runs
         else:
             formatted = "".join(traceback.format_exception(error))
-            self._last_error = (error, formatted)
+            self._last_error = (id(error), type(error), message, formatted)
         snapshot = run.inputs if self.config.include_snapshots else None
-        return ErrorDetail(type=qualified_name(type(error)), message=str(error),
+        return ErrorDetail(type=qualified_name(type(error)), message=message,
                            traceback=formatted, input_snapshot=snapshot)
 
     def _route_of(self, run: Run, outputs: Any) -> Any:
