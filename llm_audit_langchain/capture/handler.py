@@ -135,6 +135,18 @@ def set_default_handler(handler: AuditCallbackHandler | None) -> None:
     _default_handler = weakref.ref(handler) if handler is not None else None
 
 
+def _weakly(method: Callable[[], None]) -> Callable[[], None]:
+    """``method`` called through a weak reference to its object (a no-op once it is gone)."""
+    ref = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    return call
+
+
 def _never_raises(method: Callable[P, R]) -> Callable[P, R | None]:
     """Run a callback; on any failure count it, log once per cause, and return None."""
 
@@ -211,12 +223,18 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self.costs = CostRollup()
         """Cost and tokens per trace (in each root event's ``data.cost_rollup``) and live per
         thread id and user: ``handler.costs.live()``."""
+        sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))
+        # A trace waits in the sampler until its root's end, or its root's timeout (at most a
+        # TTL and a sweep after the root started); then it is decided on what it showed.
         self._pipeline = Pipeline.from_config(self.config, exporters, [self.costs, *processors],
-                                              observers, defer_sampled_out=not processors)
+                                              observers, defer_sampled_out=not processors,
+                                              hold_limit_s=self.config.run_ttl_s + 2 * sweep_every)
         set_default_handler(self)
         _live_handlers.add(self)
-        sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))
-        self._pipeline.add_periodic(self._evict_expired, sweep_every)
+        # The worker must not keep the handler alive: a handler the program drops is collected,
+        # and then its pipeline exports what it holds and stops its thread.
+        self._pipeline.add_periodic(_weakly(self._evict_expired), sweep_every)
+        weakref.finalize(self, self._pipeline.close_soon).atexit = False  # exit: shutdown()
 
     # ---- public API -------------------------------------------------------------------------
 
