@@ -286,11 +286,11 @@ class Pipeline:
 
     def close_soon(self) -> None:
         """Shut down without waiting: the worker exports what is queued and held, shuts the
-        exporters down and ends its thread. Safe from a finalizer (never blocks)."""
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopping = self._closing = True
+        exporters down and ends its thread. Safe from a finalizer (never blocks; takes no lock
+        unless the worker must be started, as the garbage collector may run it on any thread)."""
+        if self._stopped:
+            return
+        self._stopping = self._closing = True  # plain stores: atomic, read by the worker
         if self._thread is None:
             self._start_worker()  # the exporters are still shut down off the caller's thread
         self._wake.set()
