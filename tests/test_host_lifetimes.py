@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
+import pytest
 from conftest import fast_config
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, StateGraph
@@ -98,7 +100,7 @@ def _sampled_config(**overrides: object) -> AuditConfig:
     return fast_config(debug=False, sampling=SamplingPolicy(success_rate=1.0), **overrides)
 
 
-def _flush_forever(handler: AuditCallbackHandler) -> bool | None:
+def _flush_forever(handler: AuditCallbackHandler | Pipeline) -> bool | None:
     """``flush(timeout=None)`` on a thread: None if it has not returned within a minute."""
     result: list[bool] = []
     thread = threading.Thread(target=lambda: result.append(handler.flush(timeout=None)),
@@ -152,6 +154,29 @@ def test_an_abandoned_stream_is_decided_after_the_run_ttl() -> None:
     audit.shutdown(timeout=5)
 
 
+async def test_a_cancelled_task_leaves_no_trace_held() -> None:
+    memory = MemoryExporter()
+    audit = AuditCallbackHandler(exporters=[memory], config=_sampled_config(run_ttl_s=0.3))
+    started = asyncio.Event()
+
+    async def slow(x: str) -> str:
+        started.set()
+        await asyncio.sleep(3600)
+        return x
+
+    chain = RunnableLambda(lambda x: x, name="first") | RunnableLambda(slow, name="slow")
+    task = asyncio.ensure_future(chain.ainvoke("x", config={"callbacks": [audit]}))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(_flush_forever, audit) is True
+    stats = audit.stats()
+    assert stats["held"] == 0 and stats["pending"] == 0
+    assert {"first", "slow"} <= {e.action for e in memory.events}
+    audit.shutdown(timeout=5)
+
+
 def test_a_trace_whose_root_event_never_arrives_is_released_after_the_run_ttl() -> None:
     """The root's event lost (the bounded queue dropped it): the rest of the trace is decided
     on what it showed, once it has waited the run TTL, and released whole."""
@@ -164,7 +189,7 @@ def test_a_trace_whose_root_event_never_arrives_is_released_after_the_run_ttl() 
                                     span_id=f"{number + 1:016x}", timestamp=datetime.now(UTC),
                                     event_type=AuditEventType.CHAIN_END, agent="graph",
                                     action=f"step{number}", status="ok"))
-    assert pipeline.flush(timeout=None)
+    assert _flush_forever(pipeline) is True
     assert [e.action for e in memory.events] == ["step0", "step1", "step2"]
     assert pipeline.stats()["held"] == 0
     pipeline.shutdown(timeout=5)

@@ -79,7 +79,6 @@ _ERROR_KIND = {"chain": E.CHAIN_ERROR, "llm": E.LLM_ERROR, "tool": E.TOOL_ERROR,
                "retriever": E.RETRIEVER_ERROR}
 
 
-
 def _code_ids(function: Any) -> frozenset[int]:
     """Ids of a function's code object and of the comprehensions nested in it (their own frames
     before Python 3.12): the frames that may read ``run_inline`` on its behalf."""
