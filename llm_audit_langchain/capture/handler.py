@@ -189,7 +189,10 @@ class AuditCallbackHandler(BaseCallbackHandler):
         frame = sys._getframe(1)
         if id(frame.f_code) not in _LLM_START_DISPATCH:
             return True
-        return _another_handler_is_inline(frame)
+        try:
+            return _another_handler_is_inline(frame)
+        except Exception:  # read inside LangChain's dispatch: never raise into the run
+            return True
 
     def __init__(
         self,
