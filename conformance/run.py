@@ -124,6 +124,8 @@ def run_pytest(suite: HostSuite, source: Path, selection: list[str], *, inject: 
            "LLM_AUDIT_CONFORMANCE_OUTCOMES": str(outcomes_file),
            "LLM_AUDIT_CONFORMANCE_INJECT": "1" if inject else "0",
            "SUCCESS_SAMPLE_RATE": "1"}
+    # The same flags for both runs; the hosts' addopts (durations, full traces) and deprecation
+    # warnings only lengthen the output, the outcomes are read from the plugin's file.
     command = [sys.executable, "-m", "pytest", *selection, "-q", "-p", "no:cacheprovider",
                "-p", "audit_injection", "-o", "addopts=", "--timeout=120",
                "-W", "ignore::DeprecationWarning", *suite.args, *extra]
