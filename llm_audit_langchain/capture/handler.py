@@ -23,16 +23,18 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
@@ -81,6 +83,33 @@ _ERROR_KIND = {"chain": E.CHAIN_ERROR, "llm": E.LLM_ERROR, "tool": E.TOOL_ERROR,
                "retriever": E.RETRIEVER_ERROR}
 
 
+def _code_ids(function: Any) -> frozenset[int]:
+    """Ids of a function's code object and of the comprehensions nested in it (their own frames
+    before Python 3.12): the frames that may read ``run_inline`` on its behalf."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return frozenset()
+    nested = (const for const in code.co_consts if isinstance(const, CodeType))
+    return frozenset(id(c) for c in (code, *nested))
+
+
+# AsyncCallbackManager.on_llm_start (completion LLMs) sends the start to the inline handlers only
+# as soon as one handler is inline, hiding it from every other handler (astream_events,
+# astream_log, a user's async handler). We answer "not inline" to that one dispatch decision.
+_LLM_START_DISPATCH = _code_ids(AsyncCallbackManager.on_llm_start)
+
+
+def _another_handler_is_inline(frame: FrameType | None) -> bool:
+    """Whether a handler of the dispatching manager, not one of ours, is inline (then the
+    upstream dispatch already skips the non-inline ones, and we had better be among the
+    inline handlers that do get the start)."""
+    while frame is not None and frame.f_code.co_name.startswith("<"):
+        frame = frame.f_back  # from a comprehension's frame to on_llm_start's
+    manager = frame.f_locals.get("self") if frame is not None else None
+    handlers = getattr(manager, "handlers", None) or ()
+    return any(not isinstance(h, AuditCallbackHandler) and h.run_inline for h in handlers)
+
+
 _default_handler: weakref.ref[AuditCallbackHandler] | None = None
 _live_handlers: weakref.WeakSet[AuditCallbackHandler] = weakref.WeakSet()
 
@@ -107,6 +136,18 @@ def set_default_handler(handler: AuditCallbackHandler | None) -> None:
     """Choose the handler used outside LangChain runs (``None`` forgets it)."""
     global _default_handler  # noqa: PLW0603 - one process-wide choice, set rarely
     _default_handler = weakref.ref(handler) if handler is not None else None
+
+
+def _weakly(method: Callable[[], None]) -> Callable[[], None]:
+    """``method`` called through a weak reference to its object (a no-op once it is gone)."""
+    ref = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    return call
 
 
 def _never_raises(method: Callable[P, R]) -> Callable[P, R | None]:
@@ -144,8 +185,20 @@ class AuditCallbackHandler(BaseCallbackHandler):
     Create one handler per process and reuse it: each handler owns one worker thread.
     """
 
-    run_inline = True  # called on the caller's thread/loop: no executor hop under ainvoke
     raise_error = False
+
+    @property
+    def run_inline(self) -> bool:  # type: ignore[override]
+        """True: called on the caller's thread/loop, no executor hop under ``ainvoke``. Except
+        where that would change what other handlers see: the completion-LLM start dispatch
+        (see ``_LLM_START_DISPATCH``), where we are inline only if another handler is."""
+        frame = sys._getframe(1)
+        if id(frame.f_code) not in _LLM_START_DISPATCH:
+            return True
+        try:
+            return _another_handler_is_inline(frame)
+        except Exception:  # read inside LangChain's dispatch: never raise into the run
+            return True
 
     def __init__(
         self,
@@ -172,7 +225,10 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._evicted = 0
         self._orphan_ends = 0
         self._warned: set[str] = set()
-        self._last_error: tuple[BaseException | None, str | None] = (None, None)
+        # The last traceback formatted, for the same exception bubbling up through the parent
+        # runs: keyed by the exception's id, type and message, never by the exception itself
+        # (its traceback would keep every frame of the failed run alive until the next error).
+        self._last_error: tuple[int, type[BaseException], str, str] | None = None
         self.costs = CostRollup()
         """Cost and tokens per trace (in each root event's ``data.cost_rollup``) and live per
         thread id and user: ``handler.costs.live()``."""
@@ -184,15 +240,21 @@ class AuditCallbackHandler(BaseCallbackHandler):
         """The alert engine this handler feeds, if any."""
         if alerts is not None:
             observers = [*observers, alerts.observe]
+        sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))
+        # A trace waits in the sampler until its root's end, or its root's timeout (at most a
+        # TTL and a sweep after the root started); then it is decided on what it showed.
         self._pipeline = Pipeline.from_config(self.config, exporters, [self.costs, *processors],
-                                              observers, defer_sampled_out=not processors)
+                                              observers, defer_sampled_out=not processors,
+                                              hold_limit_s=self.config.run_ttl_s + 2 * sweep_every)
         if alerts is not None:
             alerts.bind(self, self._pipeline.exporters)
             self._pipeline.add_periodic(alerts.evaluate, alerts.interval_s)
         set_default_handler(self)
         _live_handlers.add(self)
-        sweep_every = max(0.05, min(self.config.run_ttl_s / 4, 5.0))
-        self._pipeline.add_periodic(self._evict_expired, sweep_every)
+        # The worker must not keep the handler alive: a handler the program drops is collected,
+        # and then its pipeline exports what it holds and stops its thread.
+        self._pipeline.add_periodic(_weakly(self._evict_expired), sweep_every)
+        weakref.finalize(self, self._pipeline.close_soon).atexit = False  # exit: shutdown()
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -589,14 +651,16 @@ class AuditCallbackHandler(BaseCallbackHandler):
                                                  message=str(error))))
 
     def _error_detail(self, error: BaseException, run: Run) -> ErrorDetail:
-        last_error, last_tb = self._last_error
-        if error is last_error and last_tb is not None:
-            formatted = last_tb  # the same exception bubbling up through parent runs
+        message = str(error)
+        last = self._last_error
+        if (last is not None and last[0] == id(error) and last[1] is type(error)
+                and last[2] == message):
+            formatted = last[3]  # the same exception bubbling up through parent runs
         else:
             formatted = "".join(traceback.format_exception(error))
-            self._last_error = (error, formatted)
+            self._last_error = (id(error), type(error), message, formatted)
         snapshot = run.inputs if self.config.include_snapshots else None
-        return ErrorDetail(type=qualified_name(type(error)), message=str(error),
+        return ErrorDetail(type=qualified_name(type(error)), message=message,
                            traceback=formatted, input_snapshot=snapshot)
 
     def _route_of(self, run: Run, outputs: Any) -> Any:

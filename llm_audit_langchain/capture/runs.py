@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+_SHADOWED = "shadowed_run"  # Run.extra key: the open run whose id this one reused
+
 
 def tag_number(tags: list[str], prefix: str) -> int | None:
     """N of the first ``prefix + N`` tag (``graph:step:3``, ``retry:attempt:2``), if any."""
@@ -83,8 +85,17 @@ class RunTracker:
         return None if run_id is None else self._runs.get(run_key(run_id))
 
     def open(self, run: Run) -> Run | None:
-        """Track ``run``; returns a run evicted to keep the bound, if one was."""
-        self._runs[run_key(run.run_id)] = run
+        """Track ``run``; returns a run evicted to keep the bound, if one was.
+
+        A run given the id of a run still open (a child handed its parent's ``config``, run id
+        included) shadows it until it ends: ends arrive innermost first, so each end finds its
+        own start, and the outer run's end is not mistaken for a duplicate."""
+        runs = self._runs
+        key = run_key(run.run_id)
+        shadowed = runs.get(key)
+        runs[key] = run
+        if shadowed is not None:
+            run.extra[_SHADOWED] = shadowed
         if len(self._runs) <= self._max_runs:
             return None
         try:
@@ -95,7 +106,11 @@ class RunTracker:
 
     def close(self, run_id: UUID) -> Run | None:
         """Stop tracking and return the run, or None when its start was not seen."""
-        return self._runs.pop(run_key(run_id), None)
+        key = run_key(run_id)
+        run = self._runs.pop(key, None)
+        if run is not None and _SHADOWED in run.extra:
+            self._runs[key] = run.extra.pop(_SHADOWED)
+        return run
 
     def open_roots(self) -> int:
         """Open runs that started a trace here (a measure of traces in flight)."""

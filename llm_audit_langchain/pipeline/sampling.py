@@ -23,7 +23,9 @@ How they combine, for each trace, when its root run ends:
 
 Decisions are deterministic functions of the trace id (so every process that sees a trace
 decides alike) and apply to the whole trace: a kept trace is kept whole, a dropped one entirely.
-Events wait in a per-trace buffer until the root ends. The buffer is bounded (``max_held_events``);
+Events wait in a per-trace buffer until the root ends, or at most the run TTL (``expire``: a
+root that never ends cleanly must not hold its trace forever). The buffer is bounded
+(``max_held_events``);
 on overflow the oldest open trace is decided early on what it has shown so far (errors favour
 keeping it) and its later events follow that decision, except errors, which are always kept.
 Metrics see every event before this stage, sampled out or not.
@@ -176,6 +178,7 @@ class TailSampler:
         self._decided: OrderedDict[str, bool] = OrderedDict()
         self._held = 0
         self.early_decisions = 0
+        self.expired_traces = 0
         self.late_errors = 0
 
     def held(self) -> int:
@@ -223,10 +226,31 @@ class TailSampler:
             dropped += lost
         return released, dropped
 
+    def expire(self, max_age_s: float, now: float | None = None) -> tuple[list[Item], int]:
+        """Decide the traces held for longer than ``max_age_s`` seconds, on what they have shown.
+
+        A trace whose root event never comes (the root's id reused, its event dropped from a
+        full queue) would otherwise wait forever; past the run TTL no end can still be expected.
+        Released whole, as at shutdown; its later events follow the decision."""
+        now = time.monotonic() if now is None else now
+        released: list[Item] = []
+        dropped = 0
+        while self._open:  # opened in order: the oldest first
+            trace = next(iter(self._open.values()))
+            if now - trace.opened < max_age_s:
+                break
+            self.expired_traces += 1
+            more, lost = self._close(trace, None, None)
+            released.extend(more)
+            dropped += lost
+        return released, dropped
+
     def stats(self) -> dict[str, int]:
-        """Held events, open traces, early decisions (buffer overflow), late errors."""
+        """Held events, open traces, early decisions (buffer overflow), traces decided after
+        waiting too long for their root, late errors."""
         return {"held": self._held, "open_traces": len(self._open),
-                "early_decisions": self.early_decisions, "late_errors": self.late_errors}
+                "early_decisions": self.early_decisions, "expired_traces": self.expired_traces,
+                "late_errors": self.late_errors}
 
     def _observe(self, trace: TraceState, event: Item) -> None:
         if event.status in ("error", "timeout"):

@@ -96,6 +96,7 @@ class Pipeline:
         initial_backoff_s: float = 0.1,
         max_backoff_s: float = 30.0,
         shutdown_timeout_s: float = 5.0,
+        hold_limit_s: float | None = None,
     ) -> None:
         self._processors = list(processors)
         self._sanitizer = sanitizer
@@ -114,6 +115,7 @@ class Pipeline:
         self._batch_size = batch_size
         self._interval = flush_interval_s
         self._shutdown_timeout = shutdown_timeout_s
+        self._hold_limit = hold_limit_s  # the longest a trace waits in the sampler for its root
         self._slots = [_Slot(e, queue_size, initial_backoff_s, max_backoff_s) for e in exporters]
         self._periodic: list[list[Any]] = []  # [fn, interval, next_due]
         self._warned: set[str] = set()
@@ -129,8 +131,10 @@ class Pipeline:
         observers: Sequence[Callable[[AuditEvent], None]] = (),
         *,
         defer_sampled_out: bool = False,
+        hold_limit_s: float | None = None,
     ) -> Pipeline:
-        """The default pipeline for ``config`` (used by ``AuditCallbackHandler``)."""
+        """The default pipeline for ``config`` (used by ``AuditCallbackHandler``); a trace
+        waits for its root at most ``hold_limit_s`` (default: the run TTL)."""
         return cls(
             exporters if exporters is not None else exporters_from_config(config),
             [*default_processors(config), *processors],
@@ -144,6 +148,7 @@ class Pipeline:
             initial_backoff_s=config.retry_initial_backoff_s,
             max_backoff_s=config.retry_max_backoff_s,
             shutdown_timeout_s=config.shutdown_timeout_s,
+            hold_limit_s=config.run_ttl_s if hold_limit_s is None else hold_limit_s,
         )
 
     def _init_state(self) -> None:
@@ -154,6 +159,7 @@ class Pipeline:
         self._queue: deque[Item] = deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._closing = False  # close_soon: stop once the queue is drained
         self._stopped = False
         self._taken = 0  # events removed from the queue: by the worker, or dropped
         self._refused = 0  # events offered after shutdown
@@ -260,8 +266,13 @@ class Pipeline:
         past ``timeout``. Returns True when everything was exported."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            if self._stopped:  # a second shutdown: the exporters were already shut down
+            stopped, thread = self._stopped, self._thread
+        if stopped:  # a second shutdown, or after close_soon: wait for the worker to finish
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            with self._lock:
                 return self._enqueued == self._settled()
+        with self._lock:
             self._stopping = True  # the worker now releases what the sampler holds
             thread = self._thread
         if thread is None:
@@ -276,6 +287,24 @@ class Pipeline:
             return flushed and not thread.is_alive()
         self._shutdown_exporters(deadline)
         return flushed
+
+    def close_soon(self) -> None:
+        """Shut down without waiting: the worker exports what is queued and held, shuts the
+        exporters down and ends its thread. Safe from a finalizer (never blocks; takes no lock
+        unless the worker must be started, as the garbage collector may run it on any thread)."""
+        if self._stopped:
+            return
+        self._stopping = self._closing = True  # plain stores: atomic, read by the worker
+        if self._thread is None:
+            self._start_worker()  # the exporters are still shut down off the caller's thread
+        self._wake.set()
+
+    def _request_stop(self) -> None:
+        """The first step of ``shutdown``: the worker starts releasing what the sampler holds."""
+        with self._lock:
+            if not self._stopped:
+                self._stopping = True
+        self._wake.set()
 
     def stats(self) -> dict[str, Any]:
         """enqueued, exported, dropped by reason, failed, retried, pending, queue size, held
@@ -310,11 +339,17 @@ class Pipeline:
                     self._release_held()
                     self._deliver()
                 self._run_periodic()
+                self._release_expired()
             except Exception as exc:  # the worker must survive anything
                 self._warn_once("worker", exc)
+            if self._closing and not self._stopped:
+                with self._lock:
+                    if not self._queue:
+                        self._stopped = True
             if self._stopped:
                 self._shutdown_exporters(time.monotonic() + self._shutdown_timeout)
                 self._abandon_undelivered()
+                _live.discard(self)
                 return
 
     def _abandon_undelivered(self) -> None:
@@ -340,6 +375,19 @@ class Pipeline:
         events = self._sanitize_all(self._finished(released))
         if events:
             self._hand_over(events)
+
+    def _release_expired(self) -> None:
+        """Decide the traces that waited longer than the hold limit for their root."""
+        expire = getattr(self._sampler, "expire", None)
+        if expire is None or self._hold_limit is None:
+            return
+        released, dropped = expire(self._hold_limit)
+        if dropped:
+            self._drop("sampled_out", dropped)
+        events = self._sanitize_all(self._finished(released))
+        if events:
+            self._hand_over(events)
+            self._deliver()
 
     def _drain(self) -> None:
         while True:
@@ -560,9 +608,17 @@ class Pipeline:
 
 
 def _flush_all_at_exit() -> None:
-    for pipeline in list(_live):
+    """One deadline for all: every worker starts its last export at once, and exit waits at
+    most the longest shutdown timeout, however many handlers there are."""
+    pipelines = list(_live)
+    if not pipelines:
+        return
+    deadline = time.monotonic() + max(pipeline._shutdown_timeout for pipeline in pipelines)
+    for pipeline in pipelines:
+        pipeline._request_stop()
+    for pipeline in pipelines:
         with contextlib.suppress(Exception):  # at exit there is nobody left to tell
-            pipeline.shutdown(pipeline._shutdown_timeout)
+            pipeline.shutdown(max(0.0, deadline - time.monotonic()))
 
 
 def _reset_after_fork() -> None:
