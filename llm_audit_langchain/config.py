@@ -14,6 +14,9 @@
 | ``AUDIT_MAX_RUNS`` | ``100000`` | bound of the open-run map (oldest evicted as ``timeout``) |
 | ``AUDIT_FSYNC`` | ``false`` | fsync the JSONL file after each batch |
 | ``AUDIT_SHUTDOWN_TIMEOUT_S`` | ``5`` | how long the exit hook waits to flush |
+| ``AUDIT_WRITE_AHEAD_TOOLS`` | (none) | tool names (comma-separated) whose calls are write-ahead |
+| ``AUDIT_WRITE_AHEAD_TIMEOUT_S`` | ``0`` | a write-ahead tool waits up to this long for its call |
+|  |  | record to be fsync'd in the audit chain; ``0``: never waits |
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ class AuditConfig(BaseSettings):
     shutdown_timeout_s: float = Field(default=5.0, ge=0)
     retry_initial_backoff_s: float = Field(default=0.1, gt=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
+    write_ahead_tools: str = Field(
+        default="", description="Comma-separated tool names treated as side-effecting, as a tool "
+        "whose metadata has audit='write_ahead'.",
+    )
+    write_ahead_timeout_s: float = Field(default=0.0, ge=0, le=60)
     sampling: Any = Field(
         default=None, exclude=True,
         description="A SamplingPolicy; None reads TRACE/SUCCESS/ERROR_SAMPLE_RATE from the env.",
@@ -56,3 +64,7 @@ class AuditConfig(BaseSettings):
     def from_env(cls) -> AuditConfig:
         """Read ``AUDIT_*`` (and the sampling variables) from the environment."""
         return cls()
+
+    def write_ahead_names(self) -> frozenset[str]:
+        """The tool names in ``write_ahead_tools``."""
+        return frozenset(n.strip() for n in self.write_ahead_tools.split(",") if n.strip())

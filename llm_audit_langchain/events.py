@@ -55,6 +55,9 @@ class AuditEventType(StrEnum):
     API_CALL = "api.call"
     CUSTOM = "custom"
     TRACE_SUMMARY = "trace.summary"
+    CONTEXT_VERSION = "context.version"
+    HUMAN_REVIEW = "human.review"
+    FEEDBACK = "feedback"
 
 
 class ErrorDetail(BaseModel):

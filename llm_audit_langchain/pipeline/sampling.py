@@ -17,7 +17,8 @@ How they combine, for each trace, when its root run ends:
 
 1. debug → keep.
 2. error or timeout anywhere in the trace → keep with ``error_rate``.
-3. slow root, a retry, a fallback, or cost over the threshold → keep.
+3. slow root, a retry, a fallback, a guardrail, a human review, feedback, a write-ahead tool
+   call, or cost over the threshold → keep.
 4. an upstream ``traceparent`` said ``sampled=1`` → keep; ``sampled=0`` → drop.
 5. otherwise → keep with ``success_rate``.
 
@@ -160,7 +161,12 @@ class TraceState:
 
 
 _KEEP_TYPES = {AuditEventType.AGENT_RETRY: "retry", AuditEventType.AGENT_FALLBACK: "fallback",
-               AuditEventType.LLM_GUARDRAIL: "guardrail"}
+               AuditEventType.LLM_GUARDRAIL: "guardrail", AuditEventType.HUMAN_REVIEW: "review",
+               AuditEventType.FEEDBACK: "feedback"}
+# What a person said about a trace, and side-effecting tool calls: kept even when they arrive
+# after their trace was sampled out.
+_ALWAYS_KEPT = frozenset({AuditEventType.HUMAN_REVIEW, AuditEventType.FEEDBACK})
+_WRITE_AHEAD = "write_ahead"
 
 
 class TailSampler:
@@ -200,6 +206,8 @@ class TailSampler:
         if trace is None:
             trace = self._open[event.trace_id] = TraceState(event.trace_id)
         self._observe(trace, event)
+        if event.data.get(_WRITE_AHEAD):  # on disk before the tool runs; its trace is kept
+            return [event], 0
         trace.events.append(event)
         self._held += 1
         if event.data.get(_ROOT):
@@ -232,6 +240,8 @@ class TailSampler:
             trace.error = True
         elif event.status == "retry" or event.event_type in _KEEP_TYPES:
             trace.reason = trace.reason or _KEEP_TYPES.get(event.event_type, "retry")
+        elif event.event_type is AuditEventType.TOOL_CALL and event.data.get(_WRITE_AHEAD):
+            trace.reason = trace.reason or "write_ahead"
         if event.cost_usd:
             trace.cost += event.cost_usd
             threshold = self.policy.cost_threshold_usd
@@ -260,7 +270,7 @@ class TailSampler:
 
     def _follow(self, keep: bool, event: Item) -> tuple[list[Item], int]:
         """An event of an already decided trace follows the decision; errors are never lost."""
-        if keep:
+        if keep or event.event_type in _ALWAYS_KEPT or event.data.get(_WRITE_AHEAD):
             return [event], 0
         if event.status in ("error", "timeout"):
             self.late_errors += 1
