@@ -49,6 +49,8 @@ def price_llm_call(event: AuditEvent) -> AuditEvent:
     start_metadata = raw.get("metadata")
     params = event.data.get("invocation_params")
     event.model = usage_module.model_id_from(response, start_metadata, params)
+    if isinstance(start_metadata, dict) and start_metadata.get("prompt_version") is not None:
+        event.data["prompt_version"] = start_metadata["prompt_version"]  # for decision records
     if event.data.get("provider") is None:
         event.data["provider"] = usage_module.provider_from(start_metadata, params)
     if response is None:

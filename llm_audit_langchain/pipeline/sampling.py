@@ -204,10 +204,12 @@ class TailSampler:
             return self._follow(decided, event)
         trace = self._open.get(event.trace_id)
         if trace is None:
+            if event.event_type is AuditEventType.FEEDBACK:  # about a trace that is over
+                return [event], 0
             trace = self._open[event.trace_id] = TraceState(event.trace_id)
         self._observe(trace, event)
-        if event.data.get(_WRITE_AHEAD):  # on disk before the tool runs; its trace is kept
-            return [event], 0
+        if event.event_type in _ALWAYS_KEPT or event.data.get(_WRITE_AHEAD):
+            return [event], 0  # never held (a crash must not lose it); its trace is kept
         trace.events.append(event)
         self._held += 1
         if event.data.get(_ROOT):

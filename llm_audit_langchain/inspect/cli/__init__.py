@@ -6,6 +6,7 @@
     llm-audit stats DIR                      # cost by model/day/user, latency, SLO rates (DuckDB)
     llm-audit replay TRACE_ID --dir DIR      # the replay plan: recorded answers, results, error
     llm-audit schema                         # the JSON Schema of the event model
+    llm-audit open-calls DIR...              # tool calls with no result (a crash mid-tool)
 
 Every command takes ``--json``. Exit codes: 0 done; 1 done and the answer is negative (a broken
 chain, a breached SLO with ``--check-slo``); 2 could not run (bad arguments, a missing
@@ -20,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ...errors import AuditError
-from . import replay, show, stats, tail, verify
+from . import open_calls, replay, show, stats, tail, verify
 from .common import EXIT_ERROR, EXIT_OK, CliError
 
 Command = Callable[[argparse.Namespace], int]
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     schema = commands.add_parser("schema", help="print the JSON Schema of audit events")
     schema.set_defaults(func=_schema)
-    for command in (tail, show, verify, stats, replay):
+    for command in (tail, show, verify, stats, replay, open_calls):
         command.add_parser(commands)
     return parser
 
