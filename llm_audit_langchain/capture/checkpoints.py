@@ -47,6 +47,26 @@ _MAX_PENDING_WRITERS = 10_000
 _INTERNAL_PREFIXES = ("branch:", "__")
 
 
+_descriptions: dict[str, Any] = {}  # task id -> what its node said it changed (bounded)
+
+
+def describe_change(description: str) -> None:
+    """Called inside a LangGraph node: a human description of the change this node makes to
+    the state, recorded as ``change_description`` with its writes and the next checkpoint.
+    Outside a graph run it does nothing."""
+    try:
+        from langgraph.config import get_config
+
+        namespace = str(get_config()["configurable"].get("checkpoint_ns", ""))
+    except (RuntimeError, KeyError):  # not inside a node
+        return
+    task_id = namespace.rsplit("|", 1)[-1].partition(":")[2]
+    if task_id:
+        _descriptions[task_id] = description
+        if len(_descriptions) > _MAX_PENDING_WRITERS:
+            _descriptions.pop(next(iter(_descriptions)), None)
+
+
 def user_channels(channels: Collection[str]) -> list[str]:
     """State channels, without LangGraph's bookkeeping ones (``branch:to:...``, ``__start__``)."""
     return sorted(c for c in channels if not c.startswith(_INTERNAL_PREFIXES))
@@ -76,8 +96,11 @@ class AuditedCheckpointSaver(BaseCheckpointSaver[Any]):
         super().__init__(serde=saver.serde)
         self.saver = saver
         self._handler = handler
-        # (thread, namespace, checkpoint id) -> nodes whose writes on it the next checkpoint holds
-        self._writers: dict[tuple[str, str, str], set[str]] = {}
+        # (thread, namespace, checkpoint id) -> nodes whose writes on it the next checkpoint
+        # holds, and what they said they changed
+        self._writers: dict[tuple[str, str, str], tuple[set[str], list[Any]]] = {}
+        # (thread, namespace) -> (latest checkpoint id, its versions_seen)
+        self._versions_seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self.recording_errors = 0
         self._warned = False
 
@@ -184,8 +207,10 @@ class AuditedCheckpointSaver(BaseCheckpointSaver[Any]):
             namespace = str(configurable.get("checkpoint_ns", ""))
             parent = configurable.get("checkpoint_id")
             source = metadata.get("source")
-            writers = self._writers.pop((thread_id, namespace, str(parent)), None)
-            changed_by = sorted(writers) if writers else ([str(source)] if source else [])
+            nodes, descriptions = self._writers.pop((thread_id, namespace, str(parent)),
+                                                    (set(), []))
+            ran = self._nodes_that_ran((thread_id, namespace), parent, checkpoint)
+            changed_by = [*ran] or sorted(nodes) or ([str(source)] if source else [])
             values = checkpoint.get("channel_values") or {}
             data: dict[str, Any] = {
                 "kind": "checkpoint", "thread_id": thread_id, "checkpoint_ns": namespace,
@@ -195,12 +220,29 @@ class AuditedCheckpointSaver(BaseCheckpointSaver[Any]):
                 # hashed after sanitizing, on the worker; the state itself is not exported
                 "state": {k: v for k, v in values.items() if not k.startswith(_INTERNAL_PREFIXES)},
             }
-            description = metadata.get("change_description")
-            if description is not None:
-                data["change_description"] = description
+            if descriptions:
+                data["change_description"] = (descriptions[0] if len(descriptions) == 1
+                                              else descriptions)
             self._emit(thread_id, _checkpoint_time(checkpoint), data)
         except Exception as exc:
             self._failed(exc)
+
+    def _nodes_that_ran(self, thread: tuple[str, str], parent: Any,
+                        checkpoint: Checkpoint) -> Sequence[str]:
+        """The nodes whose step produced ``checkpoint``: those whose ``versions_seen`` moved
+        since the parent checkpoint. LangGraph puts a thread's checkpoints one after another,
+        so the parent's is the one remembered here (unless this process never saw it)."""
+        seen = {node: dict(versions) for node, versions in
+                (checkpoint.get("versions_seen") or {}).items()}
+        previous = self._versions_seen.pop(thread, None)
+        self._versions_seen[thread] = (checkpoint["id"], seen)
+        if len(self._versions_seen) > _MAX_PENDING_WRITERS:
+            self._versions_seen.pop(next(iter(self._versions_seen)), None)
+        if previous is None or previous[0] != parent:
+            return []
+        before = previous[1]
+        return sorted(node for node, versions in seen.items()
+                      if before.get(node) != versions and not node.startswith("__input"))
 
     def _record_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
                        task_id: str, task_path: str) -> None:
@@ -212,9 +254,15 @@ class AuditedCheckpointSaver(BaseCheckpointSaver[Any]):
             node = task_node(task_path)
             channels = sorted({channel for channel, _ in writes})
             written = {c: v for c, v in writes if not c.startswith(_INTERNAL_PREFIXES)}
+            run_metadata = config.get("metadata") or {}
+            description = _descriptions.pop(task_id, None) or run_metadata.get(
+                "change_description")
             if node is not None and written:
                 key = (thread_id, namespace, str(checkpoint_id))
-                self._writers.setdefault(key, set()).add(node)
+                nodes, descriptions = self._writers.setdefault(key, (set(), []))
+                nodes.add(node)
+                if description is not None and description not in descriptions:
+                    descriptions.append(description)
                 if len(self._writers) > _MAX_PENDING_WRITERS:
                     self._writers.pop(next(iter(self._writers)), None)
             data: dict[str, Any] = {
@@ -222,6 +270,8 @@ class AuditedCheckpointSaver(BaseCheckpointSaver[Any]):
                 "checkpoint_id": checkpoint_id, "task_id": task_id,
                 "changed_by": [node] if node else [], "channels": channels, "writes": written,
             }
+            if description is not None:
+                data["change_description"] = description
             self._emit(thread_id, datetime.now(UTC), data)
         except Exception as exc:
             self._failed(exc)
