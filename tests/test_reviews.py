@@ -58,8 +58,9 @@ def of_type(events: list[AuditEvent], kind: str) -> list[AuditEvent]:
 
 def test_approved_payment(recorded: tuple[AuditCallbackHandler, Path, Path]) -> None:
     audit, logs, chain = recorded
-    saver, final = run_review(audit, {"type": "accept"})
+    _, final = run_review(audit, {"type": "accept"})
     assert PAYMENTS == [{"account": "ES12-3456", "amount": 900}]
+    assert final["messages"][-1].content == "Payment done."
     events = list(scan(logs))
     (interrupt,) = [e for e in of_type(events, "agent.interrupt")
                     if e.data["phase"] == "interrupt"]
@@ -84,11 +85,12 @@ def test_approved_payment(recorded: tuple[AuditCallbackHandler, Path, Path]) -> 
 
 def test_edited_payment_is_an_override_in_the_chain(
         recorded: tuple[AuditCallbackHandler, Path, Path]) -> None:
-    audit, logs, chain = recorded
+    audit, _, chain = recorded
     edit = {"type": "edit", "args": {"account": "ES12-3456", "amount": 90},
             "reason": "the invoice says 90"}
     saver, final = run_review(audit, edit)
     assert PAYMENTS == [{"account": "ES12-3456", "amount": 90}]
+    assert final["messages"][-1].content == "Payment done."
     events = list(scan(chain))
     assert verify(chain).ok
     (review,) = of_type(events, "human.review")
