@@ -151,3 +151,27 @@ def test_resume_without_a_seen_interrupt_is_still_a_review(
 ])
 def test_review_outcomes(resume: Any, proposed: Any, outcome: str) -> None:
     assert review_outcome(resume, proposed) == outcome
+
+
+def test_a_reviewed_run_is_kept_whatever_the_sample_rate(tmp_path: Path) -> None:
+    from llm_audit_langchain import MemoryExporter, SamplingPolicy
+
+    memory = MemoryExporter()
+    config = fast_config(debug=False, sampling=SamplingPolicy(success_rate=0.0))
+    audit = AuditCallbackHandler(exporters=[memory], config=config)
+    PAYMENTS.clear()
+    try:
+        graph = payment_agent(InMemorySaver())
+        thread = {"configurable": {"thread_id": "t-s"}, "callbacks": [audit]}
+        graph.invoke({"messages": [("user", "pay")]}, thread)
+        graph.invoke(Command(resume={"type": "accept"}), thread)
+        assert audit.flush(10)
+    finally:
+        audit.shutdown(5)
+    kept = {e.trace_id for e in memory.events}
+    (review,) = of_type(memory.events, "human.review")
+    assert len(kept) == 1 and review.trace_id in kept  # the resumed run, kept whole
+    assert {"tool.call", "tool.result", "llm.invoke"} <= {str(e.event_type)
+                                                          for e in memory.events}
+    root = next(e for e in memory.events if e.data.get("trace_root"))
+    assert root.data["sampling"]["reason"] == "review"

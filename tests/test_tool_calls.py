@@ -191,3 +191,40 @@ def test_open_calls_is_clean_when_every_call_has_a_result(tmp_path: Path, capsys
     assert cli_main(["open-calls", str(chain_dir)]) == 0
     assert "no open tool calls" in capsys.readouterr().out
     assert cli_main(["open-calls", str(tmp_path / "missing")]) == 2
+
+
+def test_write_ahead_wait_is_bounded_and_counted_when_the_chain_is_down() -> None:
+    from fault_exporters import AlwaysFailing
+
+    class ChainDown(AlwaysFailing):
+        durable = True  # a durable sink that cannot write
+
+    ran: list[int] = []
+
+    @tool
+    def refund(amount: int) -> str:
+        """Refund money."""
+        ran.append(amount)
+        return "refunded"
+
+    refund.metadata = {"audit": "write_ahead"}
+    audit = AuditCallbackHandler(exporters=[ChainDown()],
+                                 config=fast_config(write_ahead_timeout_s=0.2))
+    try:
+        result = run_agent(audit, [refund], "refund", {"amount": 3})
+    finally:
+        audit.shutdown(1)
+    assert ran == [3] and result["messages"][-1].content == "done"  # the run is unaffected
+    assert audit.stats()["write_ahead_timeouts"] == 1
+
+
+def test_write_ahead_without_a_durable_exporter_does_not_wait(memory: MemoryExporter) -> None:
+    audit = AuditCallbackHandler(exporters=[memory], config=fast_config(
+        write_ahead_timeout_s=30.0, write_ahead_tools="_lookup"))
+    try:
+        run_agent(audit, [_lookup], "_lookup", {"key": "b"})
+        assert audit.flush(10)
+    finally:
+        audit.shutdown(5)
+    assert audit.stats()["write_ahead_timeouts"] == 0
+    assert len(by_type(memory.events, "tool.call")) == 1
