@@ -167,3 +167,17 @@ def test_feedback_mistakes_fail_naming_the_argument(kwargs: dict[str, Any], name
                                                     handler: AuditCallbackHandler) -> None:
     with pytest.raises(ConfigError, match=named):
         record_feedback(**kwargs, handler=handler)
+
+
+def test_show_with_several_directories_reconstructs(tmp_path: Path, capsys: Any) -> None:
+    from llm_audit_langchain.inspect.cli import main as cli_main
+
+    trace_id, gateway_dir, payments_dir, _ = two_services(tmp_path)
+    assert cli_main(["show", trace_id, "--dir", str(gateway_dir), "--dir",
+                     str(payments_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "gateway:" in text and "payments:" in text and "ask_payments" in text
+    assert cli_main(["show", trace_id, "--json", "--dir", str(gateway_dir), "--dir",
+                     str(payments_dir)]) == 0
+    story = json.loads(capsys.readouterr().out)
+    assert [t["service"] for t in story["service_touchpoints"]] == ["gateway", "payments"]
