@@ -122,6 +122,9 @@ def test_edited_payment_is_an_override_in_the_chain(
     assert proposal["was_overridden"] is True and proposal["overridden_by"] == "ana@bank"
     assert proposal["final_decision"] == {"account": "ES12-3456", "amount": 90}
     assert [r["outcome"] for r in proposal["reviews"]] == ["edited"]
+    (agent_decision,) = story["agent_decisions"]  # the agent loop's own decision: call tools
+    assert agent_decision["decision"] == "call_tools"
+    assert agent_decision["checkpoint_id"] == proposal["checkpoint_id"]
 
 
 def test_resume_without_a_seen_interrupt_is_still_a_review(

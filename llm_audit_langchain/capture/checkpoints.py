@@ -285,14 +285,13 @@ class AuditedCheckpointSaver(BaseCheckpointSaver[Any]):
         if handler is None:
             return
         context = handler.trace_of_thread(thread_id)
-        if context is not None:
-            trace_id, parent_span = context.trace_id, context.span_id
+        if context is not None:  # a point event in the run's root span
+            trace_id, span_id = context.trace_id, context.span_id
         else:  # no run of this thread seen: a trace of its own, decided at once by the sampler
-            trace_id, parent_span = new_trace_id(), None
+            trace_id, span_id = new_trace_id(), new_span_id()
             data["trace_root"] = True
         handler.emit_event(fast_event(
-            event_id=new_event_id(), trace_id=trace_id, span_id=new_span_id(),
-            parent_span_id=parent_span, timestamp=when,
+            event_id=new_event_id(), trace_id=trace_id, span_id=span_id, timestamp=when,
             event_type=AuditEventType.CONTEXT_VERSION, agent="checkpointer",
             action=f"context.{data['kind']}", data=data,
         ))

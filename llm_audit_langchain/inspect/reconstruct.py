@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..audit.decisions import decision_record
+from ..audit.decisions import decision_record, graph_task_id
 from ..errors import TraceNotFoundError
 from ..events import AuditEvent, AuditEventType
 from ..replay.reading import scan
@@ -139,6 +139,13 @@ def _decisions(events: list[AuditEvent], history: ContextHistory) -> list[dict[s
     return decisions
 
 
+def _agent_decision(event: AuditEvent, history: ContextHistory) -> dict[str, Any]:
+    """An ``agent.decision`` with the checkpoint its task ran from (its context version)."""
+    task = graph_task_id(event)
+    return {**event.data, "span_id": event.span_id, "task_id": task,
+            "checkpoint_id": history.task_checkpoints.get(task) if task else None}
+
+
 def _timeline_entry(service: str, event: AuditEvent) -> dict[str, Any]:
     return {"time": event.timestamp.isoformat(), "service": service,
             "type": str(event.event_type), "agent": event.agent, "action": event.action,
@@ -161,7 +168,8 @@ def reconstruct(trace_id: str, *sources: PathLike) -> dict[str, Any]:
         "timeline": [_timeline_entry(service, event) for service, event in pairs],
         "call_tree": _call_tree([(s, e) for s, e in pairs if e.trace_id == wanted]),
         "ai_decisions": _decisions(events, history),
-        "agent_decisions": [e.data for e in own if e.event_type == E.AGENT_DECISION],
+        "agent_decisions": [_agent_decision(e, history) for e in own
+                            if e.event_type == E.AGENT_DECISION],
         "reviews": [e.data for e in events if e.event_type == E.HUMAN_REVIEW],
         "context_versions": [v.as_dict() for v in history.versions.values()
                              if v.trace_id == wanted],
