@@ -133,6 +133,19 @@ def test_write_ahead_by_config_list_without_waiting(tmp_path: Path) -> None:
     assert AuditConfig(write_ahead_tools=" a ,b,, ").write_ahead_names() == {"a", "b"}
 
 
+def test_write_ahead_by_tag(handler: AuditCallbackHandler, memory: MemoryExporter) -> None:
+    @tool
+    def close_account(account: str) -> str:
+        """Close an account."""
+        return "closed"
+
+    close_account.tags = ["audit:write_ahead"]
+    run_agent(handler, [close_account], "close_account", {"account": "x"})
+    assert handler.flush(10)
+    (call,) = by_type(memory.events, "tool.call")
+    assert call.data["write_ahead"] is True
+
+
 CRASHING_AGENT = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})

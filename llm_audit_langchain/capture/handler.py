@@ -72,6 +72,7 @@ R = TypeVar("R")
 E = AuditEventType
 _MAX_TOOL_CALLS = 10_000
 _SEQ_STEP = "seq:step:"
+_WRITE_AHEAD_TAG = "audit:write_ahead"
 _END_KIND = {"chain": E.CHAIN_END, "llm": E.LLM_INVOKE, "tool": E.TOOL_RESULT,
              "retriever": E.RETRIEVER_END}
 _ERROR_KIND = {"chain": E.CHAIN_ERROR, "llm": E.LLM_ERROR, "tool": E.TOOL_ERROR,
@@ -300,7 +301,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
             selected_by = self._tool_calls.pop(call_id, None)
             run.extra["tool_call_id"] = data["tool_call_id"] = call_id
             run.extra["selected_by_span_id"] = data["selected_by_span_id"] = selected_by
-        if run.name in self._write_ahead_tools or run.metadata.get("audit") == "write_ahead":
+        if (run.name in self._write_ahead_tools or run.metadata.get("audit") == "write_ahead"
+                or _WRITE_AHEAD_TAG in run.tags):
             self._write_ahead(run, data)
         else:
             self._emit(self._point_event(run, E.TOOL_CALL, "ok", run.name, data))

@@ -33,6 +33,7 @@ from .context import ContextHistory
 E = AuditEventType
 PathLike = str | os.PathLike[str]
 _CALL_ENDS = (E.TOOL_RESULT, E.TOOL_ERROR)
+_CONTEXT = f'"{E.CONTEXT_VERSION.value}"'
 
 
 def open_tool_calls(events: Iterable[AuditEvent]) -> list[AuditEvent]:
@@ -58,7 +59,8 @@ def _service_events(sources: tuple[PathLike, ...], trace_id: str
     context_events: list[AuditEvent] = []
     for source in sources:
         service = Path(source).name or str(source)
-        for event in scan(source):
+        # the trace's own lines, reviews of its interrupts, and every context version
+        for event in scan(source, keep=lambda line: trace_id in line or _CONTEXT in line):
             if event.event_id in seen:
                 continue
             if event.event_type == E.CONTEXT_VERSION:

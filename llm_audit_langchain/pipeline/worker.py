@@ -377,9 +377,10 @@ class Pipeline:
                 enriched = self._ready(item)
                 if enriched is None:
                     continue
-                written = getattr(item, "written", None)
-                if written is not None:
-                    self._await_disk(enriched, written)
+                if enriched.event_type is AuditEventType.TOOL_CALL:
+                    written = getattr(item, "written", None)  # a write-ahead tool call
+                    if written is not None:
+                        self._await_disk(enriched, written)
                 for observer in self._observers:
                     self._call_safely("observer", observer, enriched)
                 if sampler is None:
