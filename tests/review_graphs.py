@@ -28,7 +28,7 @@ send_payment.metadata = {"audit": "write_ahead"}
 
 
 def payment_agent(checkpointer: Any, *, amount: int = 900) -> Any:
-    """agent → review (interrupt) → tools → agent → END."""
+    """agent → review (interrupt) → tools → agent → END; a rejection ends the run."""
     model = ScriptedChatModel(responses=[
         tool_call("send_payment", {"account": "ES12-3456", "amount": amount}, "call_pay"),
         AIMessage("Payment done."),
@@ -41,10 +41,14 @@ def payment_agent(checkpointer: Any, *, amount: int = 900) -> Any:
         proposal = state["messages"][-1]
         call = proposal.tool_calls[0]
         answer = interrupt({"question": "Approve this payment?", "tool_call": call})
-        if isinstance(answer, dict) and answer.get("type") == "edit":
+        kind = answer.get("type") if isinstance(answer, dict) else answer
+        if kind == "edit":
             edited = {**call, "args": answer["args"]}
             return {"messages": [AIMessage(proposal.content, id=proposal.id,
                                            tool_calls=[edited])]}
+        if kind in ("reject", False):  # the proposal is replaced: nothing to run
+            return {"messages": [AIMessage("Payment cancelled by the reviewer.",
+                                           id=proposal.id)]}
         return {}
 
     def route(state: AgentState) -> str:
@@ -56,6 +60,6 @@ def payment_agent(checkpointer: Any, *, amount: int = 900) -> Any:
     builder.add_node("tools", ToolNode([send_payment]))
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", route, ["review", END])
-    builder.add_edge("review", "tools")
+    builder.add_conditional_edges("review", route, {"review": "tools", END: END})
     builder.add_edge("tools", "agent")
     return builder.compile(checkpointer=checkpointer)

@@ -178,3 +178,17 @@ def test_a_reviewed_run_is_kept_whatever_the_sample_rate(tmp_path: Path) -> None
                                                           for e in memory.events}
     root = next(e for e in memory.events if e.data.get("trace_root"))
     assert root.data["sampling"]["reason"] == "review"
+
+
+def test_the_tree_shows_the_evidence(recorded: tuple[AuditCallbackHandler, Path, Path]) -> None:
+    from llm_audit_langchain.inspect.tree import render_trace
+
+    audit, logs, _ = recorded
+    run_review(audit, {"type": "reject", "reason": "not this month"})
+    assert PAYMENTS == []  # rejected: the tool never ran
+    events = list(scan(logs))
+    (review,) = of_type(events, "human.review")
+    text = render_trace([e for e in events if e.trace_id == review.trace_id])
+    assert "human review by ana@bank: rejected — override" in text
+    first = render_trace([e for e in events if e.trace_id == review.data["interrupt_trace_id"]])
+    assert "context step 1" in first and "by agent" in first
