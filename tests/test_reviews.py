@@ -192,3 +192,27 @@ def test_the_tree_shows_the_evidence(recorded: tuple[AuditCallbackHandler, Path,
     assert "human review by ana@bank: rejected — override" in text
     first = render_trace([e for e in events if e.trace_id == review.data["interrupt_trace_id"]])
     assert "context step 1" in first and "by agent" in first
+
+
+async def test_async_review_with_sqlite_checkpoints(
+        recorded: tuple[AuditCallbackHandler, Path, Path], tmp_path: Path) -> None:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    audit, _, chain = recorded
+    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as saver:
+        graph = payment_agent(AuditedCheckpointSaver(saver, handler=audit))
+        thread = {"configurable": {"thread_id": "a-1"}, "callbacks": [audit]}
+        await graph.ainvoke({"messages": [("user", "pay")]}, thread)
+        assert PAYMENTS == []
+        await graph.ainvoke(Command(resume={"type": "edit", "args": {"account": "ES1",
+                                                                     "amount": 1}}),
+                            {**thread, "metadata": {"user_id": "ops-2"}})
+        latest = await saver.aget_tuple({"configurable": {"thread_id": "a-1"}})
+    assert audit.flush(10)
+    assert PAYMENTS == [{"account": "ES1", "amount": 1}]
+    events = list(scan(chain))
+    (review,) = of_type(events, "human.review")
+    assert (review.data["outcome"], review.data["overridden_by"]) == ("edited", "ops-2")
+    history = ContextHistory(events)
+    versions = history.lineage(latest.config["configurable"]["checkpoint_id"])
+    assert versions[0].step == -1 and len(versions) == len(history.thread("a-1"))
