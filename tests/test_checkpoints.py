@@ -28,7 +28,7 @@ from llm_audit_langchain import (
     MemoryExporter,
 )
 from llm_audit_langchain.capture.checkpoints import task_node, user_channels
-from llm_audit_langchain.inspect.context import ContextHistory, context_at, lineage
+from llm_audit_langchain.inspect.context_versions import ContextHistory, context_at, lineage
 
 
 def question() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from langgraph.prebuilt import ToolNode
 
 from llm_audit_langchain import AuditCallbackHandler, AuditedCheckpointSaver, JsonlExporter
 from llm_audit_langchain.audit import canonical_json, decision_record, prompt_version
-from llm_audit_langchain.inspect.context import ContextHistory
+from llm_audit_langchain.inspect.context_versions import ContextHistory
 from llm_audit_langchain.replay.reading import scan
 from llm_audit_langchain.testing import ScriptedChatModel
 

@@ -23,7 +23,7 @@ from llm_audit_langchain import (
 )
 from llm_audit_langchain.audit import verify
 from llm_audit_langchain.capture.reviews import review_outcome
-from llm_audit_langchain.inspect.context import ContextHistory
+from llm_audit_langchain.inspect.context_versions import ContextHistory
 from llm_audit_langchain.inspect.reconstruct import reconstruct
 from llm_audit_langchain.replay.reading import scan
 

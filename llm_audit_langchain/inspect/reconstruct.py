@@ -28,7 +28,7 @@ from ..audit.decisions import decision_record, graph_task_id
 from ..errors import TraceNotFoundError
 from ..events import AuditEvent, AuditEventType
 from ..replay.reading import scan
-from .context import ContextHistory
+from .context_versions import ContextHistory
 
 E = AuditEventType
 PathLike = str | os.PathLike[str]

@@ -19,7 +19,7 @@ from .common import (
 
 
 def _open_calls(args: argparse.Namespace) -> int:
-    from ..context import load_events
+    from ..context_versions import load_events
     from ..reconstruct import open_tool_calls
 
     directories = [*args.directories, *(args.dir or [])] or [default_dir()]
