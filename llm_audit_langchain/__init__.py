@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 from .audit import AuditLogExporter, verify
+from .capture.checkpoints import AuditedCheckpointSaver
 from .capture.decorators import audit_node, audit_span, emit
+from .capture.feedback import record_feedback
 from .capture.handler import AuditCallbackHandler, get_default_handler, set_default_handler
 from .config import AuditConfig
 from .context import TraceContext, current_traceparent
@@ -32,6 +34,7 @@ __all__ = [
     "AuditEvent",
     "AuditEventType",
     "AuditLogExporter",
+    "AuditedCheckpointSaver",
     "ConfigError",
     "ErrorDetail",
     "ExportResult",
@@ -51,6 +54,7 @@ __all__ = [
     "current_traceparent",
     "emit",
     "get_default_handler",
+    "record_feedback",
     "replay_trace",
     "sanitize",
     "set_default_handler",

@@ -21,6 +21,9 @@
 | ``AUDIT_CLOUDWATCH_METRICS`` | ``false`` | also Embedded Metric Format lines per LLM call |
 | ``AUDIT_KAFKA_BOOTSTRAP`` | | ``host:port,...`` of ``AUDIT_EXPORTER=kafka`` (required there) |
 | ``AUDIT_KAFKA_TOPIC`` | ``llm-audit-events`` | topic of ``AUDIT_EXPORTER=kafka`` |
+| ``AUDIT_WRITE_AHEAD_TOOLS`` | (none) | tool names (comma-separated) whose calls are write-ahead |
+| ``AUDIT_WRITE_AHEAD_TIMEOUT_S`` | ``0`` | a write-ahead tool waits up to this long for its call |
+|  |  | record to be fsync'd in the audit chain; ``0``: never waits |
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ class AuditConfig(BaseSettings):
     cloudwatch_metrics: bool = False
     kafka_bootstrap: str | None = None
     kafka_topic: str = "llm-audit-events"
+    write_ahead_tools: str = Field(
+        default="", description="Comma-separated tool names treated as side-effecting, as a tool "
+        "whose metadata has audit='write_ahead'.",
+    )
+    write_ahead_timeout_s: float = Field(default=0.0, ge=0, le=60)
     sampling: Any = Field(
         default=None, exclude=True,
         description="A SamplingPolicy; None reads TRACE/SUCCESS/ERROR_SAMPLE_RATE from the env.",
@@ -71,3 +79,7 @@ class AuditConfig(BaseSettings):
     def from_env(cls) -> AuditConfig:
         """Read ``AUDIT_*`` (and the sampling variables) from the environment."""
         return cls()
+
+    def write_ahead_names(self) -> frozenset[str]:
+        """The tool names in ``write_ahead_tools``."""
+        return frozenset(n.strip() for n in self.write_ahead_tools.split(",") if n.strip())

@@ -57,6 +57,9 @@ class AuditEventType(StrEnum):
     TRACE_SUMMARY = "trace.summary"
     ALERT_FIRED = "alert.fired"
     ALERT_RESOLVED = "alert.resolved"
+    CONTEXT_VERSION = "context.version"
+    HUMAN_REVIEW = "human.review"
+    FEEDBACK = "feedback"
 
 
 class ErrorDetail(BaseModel):

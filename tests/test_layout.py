@@ -163,12 +163,13 @@ def test_public_api_is_unchanged() -> None:
 
     assert sorted(llm_audit_langchain.__all__) == sorted([
         "AuditCallbackHandler", "AuditConfig", "AuditError", "AuditEvent", "AuditEventType",
-        "AuditLogExporter", "ConfigError", "EVENT_VERSION", "ErrorDetail", "ExportResult",
+        "AuditLogExporter", "AuditedCheckpointSaver", "ConfigError", "EVENT_VERSION",
+        "ErrorDetail", "ExportResult",
         "Exporter", "JsonlExporter", "MemoryExporter", "ReplayFixture", "SamplingPolicy",
         "Sanitizer", "StdoutExporter", "TraceContext", "TraceNotFoundError", "__version__",
         "audit_node",
         "audit_span", "calculate_cost", "current_traceparent", "emit", "get_default_handler",
-        "replay_trace", "sanitize", "set_default_handler", "verify",
+        "record_feedback", "replay_trace", "sanitize", "set_default_handler", "verify",
     ])
     for name in llm_audit_langchain.__all__:
         assert getattr(llm_audit_langchain, name) is not None

@@ -36,8 +36,9 @@ def assert_weather_trace(events: list[AuditEvent], result: dict[str, Any], city:
     root = assert_valid_tree(events)
     assert root.action == "LangGraph" and root.status == "ok" and root.parent_span_id is None
     counts = type_counts(events)
-    assert counts == {"chain.end": 4, "llm.invoke": 2, "tool.selection": 1, "tool.result": 1,
-                      "agent.route": 2, "agent.decision": 2, "prompt.efficiency": 2}
+    assert counts == {"chain.end": 4, "llm.invoke": 2, "tool.selection": 1, "tool.call": 1,
+                      "tool.result": 1, "agent.route": 2, "agent.decision": 2,
+                      "prompt.efficiency": 2}
     llm_events = sorted((e for e in events if e.event_type == "llm.invoke"),
                         key=lambda e: e.timestamp)
     answers = [m for m in result["messages"] if isinstance(m, AIMessage)]

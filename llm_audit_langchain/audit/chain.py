@@ -95,6 +95,10 @@ class AuditLogExporter:
     many, may share a directory: they append to one chain.
     """
 
+    durable = True
+    """Records are on disk once ``export`` and ``force_flush`` return: the pipeline releases a
+    write-ahead tool call's wait only after that (see the handler's ``write_ahead_timeout_s``)."""
+
     def __init__(
         self,
         directory: str | os.PathLike[str],

@@ -95,13 +95,22 @@ def _message_form(message: Any) -> Any:
     return message
 
 
-def decision_record(event: AuditEvent, raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def decision_record(
+    event: AuditEvent,
+    raw: Mapping[str, Any] | None = None,
+    *,
+    checkpoints: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The decision record of an LLM event (pure: no I/O, same event → same record).
 
     Hashes are taken over ``event.data``, which is sanitized; pass the unsanitized payload as
     ``raw`` (same keys: ``messages``, ``output``, ``invocation_params``, ``tool_calls``) to hash
     what the model really saw, so the hashes can be matched against the original data kept
     elsewhere. ``hashed_from`` says which was used.
+
+    ``checkpoints`` maps LangGraph task ids to the checkpoint each task ran from (recorded by
+    ``AuditedCheckpointSaver``; ``ContextHistory.task_checkpoints``): the record then names the
+    context version (``checkpoint_id``) the decision was made from.
     """
     source: Mapping[str, Any] = event.data if raw is None else raw
     messages = source.get("messages")
@@ -109,7 +118,11 @@ def decision_record(event: AuditEvent, raw: Mapping[str, Any] | None = None) -> 
     params = source.get("invocation_params") or {}
     system = _system_prompt(messages)
     metadata = event.data.get("metadata")
-    template = metadata.get("prompt_version") if isinstance(metadata, Mapping) else None
+    template = event.data.get("prompt_version") or (
+        metadata.get("prompt_version") if isinstance(metadata, Mapping) else None)
+    task_id = graph_task_id(event)
+    offered = _tool_names(params.get("tools")) or [
+        str(name) for name in event.data.get("tools_offered") or ()]  # the handler moves them
     return {
         "decision_id": event.event_id,
         "decision_type": str(event.event_type),
@@ -127,14 +140,28 @@ def decision_record(event: AuditEvent, raw: Mapping[str, Any] | None = None) -> 
         "model_id": event.model or _first(params, _MODEL_KEYS),
         "model_version": _model_version(output),
         "generation_params": {name: params[name] for name in GENERATION_PARAMS if name in params},
-        "tools_offered": _tool_names(params.get("tools")),
+        "tools_offered": offered,
         "output_hash": None if output is None else sha256_hex(output),
         "tools_chosen": _tools_chosen(source, output),
         "hashed_from": "event" if raw is None else "raw",
+        "thread_id": event.data.get("thread_id"),
+        "task_id": task_id,
+        "checkpoint_id": event.data.get("checkpoint_id") or (
+            checkpoints.get(task_id) if checkpoints is not None and task_id else None),
         "was_overridden": False,
         "overridden_by": None,
         "override_reason": None,
+        "final_decision": None,
     }
+
+
+def graph_task_id(event: AuditEvent) -> str | None:
+    """The LangGraph task an event happened in (the last id of its checkpoint namespace)."""
+    graph = event.data.get("langgraph")
+    namespace = graph.get("checkpoint_ns") if isinstance(graph, Mapping) else None
+    if not isinstance(namespace, str) or ":" not in namespace:
+        return None
+    return namespace.rsplit("|", 1)[-1].split(":", 1)[1] or None
 
 
 def _flat_messages(messages: Any) -> list[Mapping[str, Any]]:
@@ -289,6 +316,7 @@ __all__ = [
     "OVERRIDE_ACTION",
     "apply_override",
     "decision_record",
+    "graph_task_id",
     "override_event",
     "prompt_version",
     "record_override",

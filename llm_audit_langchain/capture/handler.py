@@ -63,8 +63,9 @@ from .mapping import (
     serialized_name,
     tool_name,
 )
-from .pending import PendingEvent
-from .runs import Run, RunTracker, run_key, tag_number
+from .pending import PendingEvent, WriteAheadEvent
+from .reviews import ReviewTracker
+from .runs import Run, RunTracker, ThreadTraces, run_key, tag_number
 
 if TYPE_CHECKING:
     from ..alerts.engine import AlertEngine
@@ -77,6 +78,7 @@ R = TypeVar("R")
 E = AuditEventType
 _MAX_TOOL_CALLS = 10_000
 _SEQ_STEP = "seq:step:"
+_WRITE_AHEAD_TAG = "audit:write_ahead"
 _END_KIND = {"chain": E.CHAIN_END, "llm": E.LLM_INVOKE, "tool": E.TOOL_RESULT,
              "retriever": E.RETRIEVER_END}
 _ERROR_KIND = {"chain": E.CHAIN_ERROR, "llm": E.LLM_ERROR, "tool": E.TOOL_ERROR,
@@ -224,6 +226,10 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._internal_errors = 0
         self._evicted = 0
         self._orphan_ends = 0
+        self._thread_traces = ThreadTraces()
+        self._reviews = ReviewTracker()
+        self._write_ahead_tools = self.config.write_ahead_names()
+        self._write_ahead_timeouts = 0
         self._warned: set[str] = set()
         # The last traceback formatted, for the same exception bubbling up through the parent
         # runs: keyed by the exception's id, type and message, never by the exception itself
@@ -278,11 +284,18 @@ class AuditCallbackHandler(BaseCallbackHandler):
             orphan_ends=self._orphan_ends,
             duplicate_callbacks=self._duplicates,
             internal_errors=self._internal_errors,
+            write_ahead_timeouts=self._write_ahead_timeouts,
             malformed_traceparent=malformed_traceparent_count(),
         )
         if self.alerts is not None:
             stats["alerts"] = self.alerts.stats()
         return stats
+
+    def trace_of_thread(self, thread_id: Any) -> TraceContext | None:
+        """The trace of the latest root run seen for a LangGraph ``thread_id`` (its root span),
+        which that thread's checkpoint and review records join."""
+        context: TraceContext | None = self._thread_traces.get(thread_id)
+        return context
 
     def emit_event(self, event: AuditEvent) -> None:
         """Send a ready-made event through the pipeline (sanitized and sampled like the rest)."""
@@ -314,6 +327,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if resume is not None and run.extra.get("root"):
             data = {"phase": "resume", "resume": resume}
             self._emit(self._point_event(run, E.AGENT_INTERRUPT, "ok", run.name, data))
+            review = self._reviews.on_resume(run.metadata.get("thread_id"), resume, run.metadata)
+            self._emit(self._point_event(run, E.HUMAN_REVIEW, "ok", "human.review", review))
 
     @_never_raises
     def on_chat_model_start(
@@ -363,10 +378,17 @@ class AuditCallbackHandler(BaseCallbackHandler):
     ) -> None:
         run = self._open("tool", serialized, kwargs, run_id, parent_run_id, tags, metadata,
                          inputs if inputs is not None else input_str)
+        data = {"input": run.inputs}  # the intent, recorded before the tool can have any effect
         call_id = kwargs.get("tool_call_id")
         if call_id:
-            run.extra["tool_call_id"] = call_id
-            run.extra["selected_by_span_id"] = self._tool_calls.pop(call_id, None)
+            selected_by = self._tool_calls.pop(call_id, None)
+            run.extra["tool_call_id"] = data["tool_call_id"] = call_id
+            run.extra["selected_by_span_id"] = data["selected_by_span_id"] = selected_by
+        if (run.name in self._write_ahead_tools or run.metadata.get("audit") == "write_ahead"
+                or _WRITE_AHEAD_TAG in run.tags):
+            self._write_ahead(run, data)
+        else:
+            self._emit(self._point_event(run, E.TOOL_CALL, "ok", run.name, data))
 
     @_never_raises
     def on_retriever_start(
@@ -562,6 +584,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
                   is_node=is_node, sampled=sampled)
         if parent is None:
             run.extra["root"] = True
+            thread_id = metadata.get("thread_id")
+            if thread_id is not None:  # checkpoints of this thread join this trace
+                self._thread_traces.note(thread_id, TraceContext(trace_id, run.span_id, sampled))
             if ctx is None or not ctx.local_root:  # the sampler decides when this run ends
                 run.extra["trace_root"] = True
                 if sampled is not None:
@@ -623,6 +648,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
         flow = control_flow_kind(error)
         if flow == "interrupt":
             data = {"phase": "interrupt", "interrupts": error.args[0] if error.args else None}
+            self._reviews.on_interrupt(run.metadata.get("thread_id"), run.trace_id, run.span_id,
+                                       data["interrupts"], self._tool_calls)
             self._emit(self._span_event(run, E.AGENT_INTERRUPT, "ok", data))
             return
         if flow == "bubble_up":
@@ -683,6 +710,18 @@ class AuditCallbackHandler(BaseCallbackHandler):
                 self._tool_calls[call["id"]] = run.span_id
         data = {"offered": offered, "calls": chosen}
         self._emit(self._point_event(run, E.TOOL_SELECTION, "ok", run.name, data))
+
+    def _write_ahead(self, run: Run, data: dict[str, Any]) -> None:
+        """Queue a side-effecting tool's ``tool.call`` and, when configured, wait (bounded) until
+        the audit chain has it on disk: a crash inside the tool then still leaves its call."""
+        event = WriteAheadEvent(run, data, time.perf_counter_ns())
+        self._emit(event)
+        timeout = self.config.write_ahead_timeout_s
+        if timeout > 0 and event.written is not None:
+            self._pipeline.wake()
+            if not event.written.wait(timeout):
+                with self._counts_lock:
+                    self._write_ahead_timeouts += 1
 
     def _evict_expired(self) -> None:
         for run in self._runs.expired():

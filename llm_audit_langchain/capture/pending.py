@@ -8,6 +8,7 @@ worker).
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,7 @@ class PendingEvent:
     # What the sampler reads before deciding whether this event is worth building.
     cost_usd = None
     latency_ms = None
+    written: threading.Event | None = None  # set once durable (write-ahead events only)
 
     @property
     def trace_id(self) -> str:
@@ -109,3 +111,20 @@ class PendingEvent:
             event_type=self.event_type, agent=run.agent, action=self.action, status=self.status,
             run_id=run.run_id_text, data=data, error=self.error, **span,
         )
+
+
+class WriteAheadEvent(PendingEvent):
+    """The ``tool.call`` of a side-effecting tool: built and released as soon as it arrives
+    (never held by the sampler, and it keeps its trace), and ``written`` is set once a durable
+    exporter (the audit chain) has it on disk, which the tool may wait for before it runs."""
+
+    __slots__ = ("written",)
+
+    def __init__(self, run: Run, data: dict[str, Any], perf_ns: int) -> None:
+        data["write_ahead"] = True
+        super().__init__(run, AuditEventType.TOOL_CALL, "ok", run.name, data, None, perf_ns)
+        self.written = threading.Event()
+
+    @property
+    def deferrable(self) -> bool:
+        return False

@@ -122,3 +122,35 @@ class RunTracker:
         snapshot = self._runs.copy()  # atomic under the GIL
         stale = [r for r in snapshot.values() if now - r.start_perf_ns > self._ttl_ns]
         return [run for r in stale if (run := self.close(r.run_id)) is not None]
+
+
+class ThreadTraces:
+    """LangGraph thread id -> the trace context of its latest root run, bounded (oldest out).
+
+    Records made outside the run's callbacks (checkpoints, written on LangGraph's own threads)
+    find their trace here. Only ids are kept, never user objects."""
+
+    def __init__(self, bound: int = 10_000) -> None:
+        self._traces: dict[Any, Any] = {}
+        self._bound = bound
+
+    def note(self, thread_id: Any, context: Any) -> None:
+        """Remember ``context`` as the trace of ``thread_id``."""
+        traces = self._traces
+        try:
+            traces.pop(thread_id, None)
+        except TypeError:  # an unhashable thread id: nothing to join on
+            return
+        traces[thread_id] = context
+        if len(traces) > self._bound:
+            try:  # noqa: SIM105 - another thread may have trimmed it first
+                traces.pop(next(iter(traces)))
+            except (KeyError, StopIteration, RuntimeError):
+                pass
+
+    def get(self, thread_id: Any) -> Any:
+        """The trace context of ``thread_id``'s latest root run, or None."""
+        try:
+            return self._traces.get(thread_id)
+        except TypeError:  # an unhashable thread id
+            return None

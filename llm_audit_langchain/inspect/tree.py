@@ -47,7 +47,23 @@ def _point_line(event: AuditEvent) -> str:
         return "↳ prompt: " + ", ".join(p for p in parts if p)
     if event.event_type == E.AGENT_FALLBACK:
         return f"↳ fallback {event.data.get('primary')} → {event.data.get('backup')}"
-    return f"↳ {event.event_type} {event.action}"
+    return _evidence_line(event) or f"↳ {event.event_type} {event.action}"
+
+
+def _evidence_line(event: AuditEvent) -> str | None:
+    """Tool calls, reviews, context versions and feedback (recorded content stays out)."""
+    data = event.data
+    if event.event_type == E.TOOL_CALL:
+        return f"↳ call {event.action}" + (" (write-ahead)" if data.get("write_ahead") else "")
+    if event.event_type == E.HUMAN_REVIEW:
+        override = " — override" if data.get("was_overridden") else ""
+        return f"↳ human review by {data.get('reviewer')}: {data.get('outcome')}{override}"
+    if event.event_type == E.CONTEXT_VERSION and data.get("kind") == "checkpoint":
+        changed = ", ".join(str(n) for n in data.get("changed_by") or ())
+        return f"↳ context step {data.get('step')} {data.get('checkpoint_id')} by {changed}"
+    if event.event_type == E.FEEDBACK:
+        return f"↳ feedback {data.get('score')} {data.get('label') or ''} by {data.get('by')}"
+    return None
 
 
 def render_trace(events: Iterable[AuditEvent]) -> str:

@@ -8,6 +8,8 @@ removed before the sanitizer; nothing raw reaches an exporter.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import sys
 from functools import cache
@@ -47,6 +49,8 @@ def price_llm_call(event: AuditEvent) -> AuditEvent:
     start_metadata = raw.get("metadata")
     params = event.data.get("invocation_params")
     event.model = usage_module.model_id_from(response, start_metadata, params)
+    if isinstance(start_metadata, dict) and start_metadata.get("prompt_version") is not None:
+        event.data["prompt_version"] = start_metadata["prompt_version"]  # for decision records
     if event.data.get("provider") is None:
         event.data["provider"] = usage_module.provider_from(start_metadata, params)
     if response is None:
@@ -144,7 +148,7 @@ TRUSTED_DATA_KEYS = frozenset({
     "attempt", "source", "sampling", "control_flow", "decision", "tools", "via", "failed_span_id",
     "primary", "backup", "llm_span_id", "input_tokens", "output_tokens", "prompt_tokens_by_role",
     "split_method", "system_share", "cache_read_share", "output_input_ratio", "context_window",
-    "context_window_use", "reason", "phase",
+    "context_window_use", "reason", "phase", "write_ahead",
 })
 
 
@@ -178,6 +182,8 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
 
     def sanitize_event(event: AuditEvent) -> AuditEvent:
         event.data = sanitize_data(event.data)
+        if event.event_type is AuditEventType.CONTEXT_VERSION and "state" in event.data:
+            event.data["state_hash"] = state_hash(event.data.pop("state"))
         error = event.error
         if error is not None:
             error.message = sanitizer.sanitize_text(error.message)
@@ -188,6 +194,14 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
         return event
 
     return sanitize_event
+
+
+def state_hash(sanitized_state: Any) -> str:
+    """SHA-256 of a (sanitized) graph state in canonical JSON: the same state, sanitized with
+    the same settings, always gives the same hash."""
+    canonical = json.dumps(sanitized_state, sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def default_sanitizer(config: AuditConfig) -> Processor:

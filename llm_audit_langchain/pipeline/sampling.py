@@ -17,7 +17,8 @@ How they combine, for each trace, when its root run ends:
 
 1. debug → keep.
 2. error or timeout anywhere in the trace → keep with ``error_rate``.
-3. slow root, a retry, a fallback, or cost over the threshold → keep.
+3. slow root, a retry, a fallback, a guardrail, a human review, feedback, a write-ahead tool
+   call, or cost over the threshold → keep.
 4. an upstream ``traceparent`` said ``sampled=1`` → keep; ``sampled=0`` → drop.
 5. otherwise → keep with ``success_rate``.
 
@@ -163,7 +164,12 @@ class TraceState:
 
 _KEEP_TYPES = {AuditEventType.AGENT_RETRY: "retry", AuditEventType.AGENT_FALLBACK: "fallback",
                AuditEventType.LLM_GUARDRAIL: "guardrail", AuditEventType.ALERT_FIRED: "alert",
-               AuditEventType.ALERT_RESOLVED: "alert"}
+               AuditEventType.ALERT_RESOLVED: "alert", AuditEventType.HUMAN_REVIEW: "review",
+               AuditEventType.FEEDBACK: "feedback"}
+# What a person said about a trace, and side-effecting tool calls: kept even when they arrive
+# after their trace was sampled out.
+_ALWAYS_KEPT = frozenset({AuditEventType.HUMAN_REVIEW, AuditEventType.FEEDBACK})
+_WRITE_AHEAD = "write_ahead"
 
 
 class TailSampler:
@@ -202,8 +208,12 @@ class TailSampler:
             return self._follow(decided, event)
         trace = self._open.get(event.trace_id)
         if trace is None:
+            if event.event_type is AuditEventType.FEEDBACK:  # about a trace that is over
+                return [event], 0
             trace = self._open[event.trace_id] = TraceState(event.trace_id)
         self._observe(trace, event)
+        if event.event_type in _ALWAYS_KEPT or event.data.get(_WRITE_AHEAD):
+            return [event], 0  # never held (a crash must not lose it); its trace is kept
         trace.events.append(event)
         self._held += 1
         if event.data.get(_ROOT):
@@ -257,6 +267,8 @@ class TailSampler:
             trace.error = True
         elif event.status == "retry" or event.event_type in _KEEP_TYPES:
             trace.reason = trace.reason or _KEEP_TYPES.get(event.event_type, "retry")
+        elif event.event_type is AuditEventType.TOOL_CALL and event.data.get(_WRITE_AHEAD):
+            trace.reason = trace.reason or "write_ahead"
         if event.cost_usd:
             trace.cost += event.cost_usd
             threshold = self.policy.cost_threshold_usd
@@ -285,7 +297,7 @@ class TailSampler:
 
     def _follow(self, keep: bool, event: Item) -> tuple[list[Item], int]:
         """An event of an already decided trace follows the decision; errors are never lost."""
-        if keep:
+        if keep or event.event_type in _ALWAYS_KEPT or event.data.get(_WRITE_AHEAD):
             return [event], 0
         if event.status in ("error", "timeout"):
             self.late_errors += 1

@@ -58,6 +58,7 @@ class _Slot:
     def __init__(self, exporter: Exporter, bound: int, initial: float, cap: float) -> None:
         self.exporter = exporter
         self.name = getattr(exporter, "name", None) or type(exporter).__name__
+        self.durable = bool(getattr(exporter, "durable", False))  # the audit chain
         self.backlog: deque[_Batch] = deque()
         self.backlog_events = 0
         self.bound = bound
@@ -119,6 +120,7 @@ class Pipeline:
         self._slots = [_Slot(e, queue_size, initial_backoff_s, max_backoff_s) for e in exporters]
         self._periodic: list[list[Any]] = []  # [fn, interval, next_due]
         self._warned: set[str] = set()
+        self._has_durable = any(slot.durable for slot in self._slots)
         self._init_state()
         _live.add(self)
 
@@ -167,6 +169,7 @@ class Pipeline:
         self._dropped: dict[str, int] = {}
         self._failed = 0
         self._retried = 0
+        self._awaiting_disk: dict[str, threading.Event] = {}  # write-ahead event id -> waiter
         for slot in self._slots:
             slot.backlog.clear()
             slot.backlog_events = 0
@@ -235,6 +238,10 @@ class Pipeline:
             thread.start()
 
     # ---- control ------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Have the worker take the queue now rather than at its next interval."""
+        self._wake.set()
 
     def add_periodic(self, fn: Callable[[], None], interval_s: float) -> None:
         """Call ``fn`` on the worker thread about every ``interval_s`` seconds."""
@@ -422,6 +429,10 @@ class Pipeline:
                 enriched = self._ready(item)
                 if enriched is None:
                     continue
+                if enriched.event_type is AuditEventType.TOOL_CALL:
+                    written = getattr(item, "written", None)  # a write-ahead tool call
+                    if written is not None:
+                        self._await_disk(enriched, written)
                 for observer in self._observers:
                     self._call_safely("observer", observer, enriched)
                 if sampler is None:
@@ -533,7 +544,27 @@ class Pipeline:
             slot.backlog.popleft()
             slot.backlog_events -= len(batch.events)
             slot.exported += len(batch.events)
+            if slot.durable and self._awaiting_disk:
+                self._confirm_on_disk(slot, batch.events)
             self._finish(batch)
+
+    def _await_disk(self, event: AuditEvent, written: threading.Event) -> None:
+        """A write-ahead event: its waiter is released once a durable exporter has it on disk
+        (at once when there is none: nothing could make it durable). Bounded: a waiter whose
+        event was dropped simply times out."""
+        if not self._has_durable:
+            written.set()
+            return
+        self._awaiting_disk[event.event_id] = written
+        if len(self._awaiting_disk) > 10_000:
+            self._awaiting_disk.pop(next(iter(self._awaiting_disk)))
+
+    def _confirm_on_disk(self, slot: _Slot, events: list[AuditEvent]) -> None:
+        ids = [event.event_id for event in events if event.event_id in self._awaiting_disk]
+        if not ids or not self._flush_exporter(slot, None):  # fsync; failed: they time out
+            return
+        for event_id in ids:
+            self._awaiting_disk.pop(event_id).set()
 
     def _finish(self, batch: _Batch) -> None:
         batch.remaining -= 1

@@ -8,6 +8,7 @@
     llm-audit slo [--dir DIR] [--check]      # SLOs: value, target, budget left, burn rates
     llm-audit alerts export-prometheus       # the alert rules as a Prometheus rules file
     llm-audit schema                         # the JSON Schema of the event model
+    llm-audit open-calls DIR...              # tool calls with no result (a crash mid-tool)
 
 Every command takes ``--json``. Exit codes: 0 done; 1 done and the answer is negative (a broken
 chain, a breached SLO with ``stats --check-slo`` or ``slo --check``); 2 could not run (bad
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ...errors import AuditError
-from . import alerts, replay, report, show, slo, stats, tail, ui, verify
+from . import alerts, open_calls, replay, report, show, slo, stats, tail, ui, verify
 from .common import EXIT_ERROR, EXIT_OK, CliError
 
 Command = Callable[[argparse.Namespace], int]
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     schema = commands.add_parser("schema", help="print the JSON Schema of audit events")
     schema.set_defaults(func=_schema)
-    for command in (tail, show, verify, stats, replay, report, ui, slo, alerts):
+    for command in (tail, show, verify, stats, replay, report, ui, slo, alerts, open_calls):
         command.add_parser(commands)
     return parser
 

@@ -14,6 +14,7 @@ from .common import (
     EXIT_OK,
     call_text,
     default_dir,
+    existing_dir,
     json_flag,
     load_trace_events,
     print_json,
@@ -53,8 +54,11 @@ def _show(args: argparse.Namespace) -> int:
     from ...replay.plan import is_run_root
     from ..tree import render_trace, trace_totals
 
+    directories = args.dir or [default_dir()]
+    if len(directories) > 1:
+        return _show_across(args.trace_id, directories, args.json)
     stats = ScanStats()
-    events = load_trace_events(args.dir, args.trace_id, stats)
+    events = load_trace_events(directories[0], args.trace_id, stats)
     totals = trace_totals(events)
     errors = _errors(events)
     if args.json:
@@ -92,11 +96,45 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_across(trace_id: str, directories: list[str], as_json: bool) -> int:
+    """One trace recorded by several services (one directory each), reconstructed."""
+    from ..reconstruct import reconstruct
+
+    for directory in directories:
+        existing_dir(directory)
+    story = reconstruct(trace_id, *directories)
+    if as_json:
+        print_json(story)
+        return EXIT_OK
+    duration = story["total_duration_ms"]
+    out = [f"trace {story['trace_id']}  {len(story['timeline'])} events  "
+           + (f"{duration:.1f} ms" if duration is not None else "")]
+    out += [f"  {t['service']}: {t['events']} events, agents {', '.join(t['agents'])}"
+            for t in story["service_touchpoints"]]
+    out += ["", "timeline:"] + [f"  {e['time']}  {e['service']:<12} {e['type']:<18} {e['action']}"
+                                + ("" if e["status"] == "ok" else f"  {e['status'].upper()}")
+                                for e in story["timeline"]]
+    for decision in story["ai_decisions"]:
+        chosen = ", ".join(str(t["name"]) for t in decision["tools_chosen"]) or "answer"
+        line = f"  {decision['agent']}: {chosen}"
+        if decision["checkpoint_id"]:
+            line += f"  (context {decision['checkpoint_id']})"
+        if decision["was_overridden"]:
+            line += f"  OVERRIDDEN by {decision['overridden_by']}"
+        out.append(line)
+    for call in story["open_tool_calls"]:
+        out.append(f"  open tool call: {call['tool']} (span {call['span_id']})")
+    sys.stdout.write("\n".join(out) + "\n")
+    return EXIT_OK
+
+
 def add_parser(commands: Any) -> None:
     """Register ``llm-audit show``."""
     show = commands.add_parser("show", help="one trace as a tree with timings, cost, decisions")
     show.add_argument("trace_id", metavar="TRACE_ID", help="trace id (or a unique prefix)")
-    show.add_argument("--dir", default=default_dir(), help="JSONL directory ($AUDIT_LOG_DIR)")
+    show.add_argument("--dir", action="append",
+                      help="JSONL or audit-chain directory ($AUDIT_LOG_DIR); repeat it for a "
+                      "trace that crossed services: the trace is then reconstructed")
     show.add_argument("--traceback", action="store_true", help="print error tracebacks")
     json_flag(show)
     show.set_defaults(func=_show)
