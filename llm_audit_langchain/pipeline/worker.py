@@ -289,6 +289,7 @@ class Pipeline:
             "queue_size": queue,
             "held": self._sampler.held() if self._sampler is not None else 0,
             "exporters": {slot.name: slot.stats() for slot in self._slots},
+            "sampling": _sampler_stats(self._sampler),
         }
 
     # ---- worker -------------------------------------------------------------------------------
@@ -553,6 +554,15 @@ class Pipeline:
             reset = getattr(slot.exporter, "after_fork", None)
             if reset is not None:
                 self._call_safely(f"exporter {slot.name} after_fork", reset)
+
+
+def _sampler_stats(sampler: Sampler | None) -> dict[str, int]:
+    """The sampler's own counts (kept because first, dropped traces...), when it has any."""
+    stats = getattr(sampler, "stats", None)
+    try:
+        return dict(stats()) if stats is not None else {}
+    except Exception:  # a user's sampler: its counts are optional
+        return {}
 
 
 def _flush_all_at_exit() -> None:
