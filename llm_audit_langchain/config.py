@@ -3,7 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | ``AUDIT_ENABLED`` | ``true`` | ``false`` turns the handler into a no-op |
-| ``AUDIT_EXPORTER`` | ``jsonl`` | sinks, comma-separated: ``jsonl,stdout,memory,none`` (empty: the default) |
+| ``AUDIT_EXPORTER`` | ``jsonl`` | sinks, comma-separated: ``jsonl,stdout,memory,none`` |
 | ``AUDIT_LOG_DIR`` | ``logs`` | where ``JsonlExporter`` writes ``audit-YYYY-MM-DD.jsonl`` |
 | ``AUDIT_DEBUG`` | ``false`` | keep every trace (no sampling) |
 | ``AUDIT_INCLUDE_SNAPSHOTS`` | ``true`` | sanitized input snapshots in ``ErrorDetail`` |
@@ -14,7 +14,7 @@
 | ``AUDIT_MAX_RUNS`` | ``100000`` | bound of the open-run map (oldest evicted as ``timeout``) |
 | ``AUDIT_FSYNC`` | ``false`` | fsync the JSONL file after each batch |
 | ``AUDIT_SHUTDOWN_TIMEOUT_S`` | ``5`` | how long the exit hook waits to flush |
-| ``AUDIT_KEEP_FIRST_TRACES`` | ``3`` | the first traces of each handler are kept whatever the rates |
+| ``AUDIT_KEEP_FIRST_TRACES`` | ``3`` | the first traces of each handler are always kept |
 
 Values are case-insensitive and an empty variable means its default. A value we cannot use
 raises ``ConfigError`` naming the variable (or the argument), the value and what is allowed; so

@@ -45,8 +45,8 @@ from ..context import (
 from ..context import new_trace_id as _new_trace_id
 from ..enrich.rollup import CostRollup
 from ..enrich.usage import is_cache_hit
-from ..events import AuditEvent, AuditEventType, ErrorDetail, Status
 from ..errors import ConfigError
+from ..events import AuditEvent, AuditEventType, ErrorDetail, Status
 from ..exporters.base import Exporter, checked_exporters
 from ..pipeline.base import Processor
 from ..pipeline.worker import Pipeline
