@@ -92,10 +92,12 @@ WITH node_runs AS (
     WHERE event_type IN ('chain.end', 'chain.error') AND node = action AND step IS NOT NULL
     GROUP BY trace_id, node, step, checkpoint_ns HAVING count(*) > 1
 ), retries AS (
-    SELECT trace_id, sum(repeats) AS n FROM (
-        SELECT trace_id, repeats FROM node_runs
+    -- a RetryPolicy retry shows twice (the node run again and its agent.retry event): per
+    -- trace, the larger of the two counts, so one retry is one retry
+    SELECT trace_id, greatest(sum(repeats), sum(recorded)) AS n FROM (
+        SELECT trace_id, repeats, 0 AS recorded FROM node_runs
         UNION ALL
-        SELECT trace_id, 1 FROM ev WHERE event_type = 'agent.retry' OR status = 'retry'
+        SELECT trace_id, 0, 1 FROM ev WHERE event_type = 'agent.retry' OR status = 'retry'
     ) GROUP BY trace_id
 ), per_trace AS (
     SELECT trace_id,

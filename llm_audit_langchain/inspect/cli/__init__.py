@@ -1,13 +1,15 @@
 """The ``llm-audit`` command: look at what was recorded.
 
-    llm-audit tail DIR [--type T] [--status S] [--trace ID] [--once]   # follow new events
-    llm-audit show TRACE_ID --dir DIR        # the trace tree: timings, tokens, cost, decisions
-    llm-audit verify DIR [--key K] [--anchor SEQ[:HASH]]   # check the hash-chained audit log
-    llm-audit stats DIR                      # cost by model/day/user, latency, SLO rates (DuckDB)
-    llm-audit replay TRACE_ID --dir DIR      # the replay plan: recorded answers, results, error
+    llm-audit traces [--since 2h] [--user U] [--thread T] [--status S]   # one line per run
+    llm-audit show TRACE_ID [--io]           # the trace tree: timings, tokens, cost, decisions
+    llm-audit tail [--type T] [--status S] [--user U] [--once]   # follow new events
+    llm-audit verify [--key K] [--anchor SEQ[:HASH]]   # check the hash-chained audit log
+    llm-audit stats                          # cost by model/day/user, latency, SLO rates (DuckDB)
+    llm-audit replay TRACE_ID                # the replay plan: recorded answers, results, error
     llm-audit schema                         # the JSON Schema of the event model
 
-Every command takes ``--json``. Exit codes: 0 done; 1 done and the answer is negative (a broken
+Every command reads ``--dir DIR`` (default ``$AUDIT_LOG_DIR``, else ``logs``) and takes
+``--json``. Exit codes: 0 done; 1 done and the answer is negative (a broken
 chain, a breached SLO with ``--check-slo``); 2 could not run (bad arguments, a missing
 directory, an unknown trace id, DuckDB missing). Corrupt lines are skipped and counted on stderr.
 """
@@ -20,8 +22,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ...errors import AuditError
-from . import replay, show, stats, tail, verify
-from .common import EXIT_ERROR, EXIT_OK, CliError
+from . import replay, show, stats, tail, traces, verify
+from .common import EXIT_ERROR, EXIT_OK, CliError, json_flag
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -34,13 +36,24 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("llm-audit-langchain")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="llm-audit", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"llm-audit {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     schema = commands.add_parser("schema", help="print the JSON Schema of audit events")
+    json_flag(schema)  # the schema is JSON either way; accepted like every command's
     schema.set_defaults(func=_schema)
-    for command in (tail, show, verify, stats, replay):
+    for command in (traces, tail, show, verify, stats, replay):
         command.add_parser(commands)
     return parser
 

@@ -9,10 +9,12 @@ from typing import Any
 
 from ...events import AuditEvent, AuditEventType
 from ...replay.reading import ScanStats
+from ..trace_list import summarize
 from .common import (
     EXIT_OK,
     call_text,
-    default_dir,
+    chosen_dir,
+    dir_option,
     json_flag,
     load_trace_events,
     print_json,
@@ -53,11 +55,13 @@ def _show(args: argparse.Namespace) -> int:
     from ..tree import render_trace, trace_totals
 
     stats = ScanStats()
-    events = load_trace_events(args.dir, args.trace_id, stats)
+    events = load_trace_events(chosen_dir(args), args.trace_id, stats)
     totals = trace_totals(events)
     errors = _errors(events)
+    [summary] = summarize(e.model_dump(mode="json") for e in events)
     if args.json:
         print_json({"trace_id": events[0].trace_id, "totals": totals,
+                     "summary": summary.as_dict(),
                      "decisions": _decisions(events),
                      "errors": [e.model_dump(mode="json") for e in errors],
                      "events": [e.model_dump(mode="json") for e in events],
@@ -70,6 +74,10 @@ def _show(args: argparse.Namespace) -> int:
     cost = totals["cost_usd"]
     out.append(f"tokens {totals['tokens_input']} in / {totals['tokens_output']} out   cost "
                + ("unknown (unpriced model)" if cost is None else f"${cost:.6f}"))
+    out.append(f"user {summary.user_id or '-'}   thread {summary.thread_id or '-'}")
+    if args.io:
+        out += ["", f"input: {summary.input if summary.input is not None else '(not recorded)'}",
+                f"answer: {summary.answer if summary.answer is not None else '(not recorded)'}"]
     out += ["", render_trace(events)]
     decisions = _decisions(events)
     if decisions:
@@ -90,7 +98,9 @@ def add_parser(commands: Any) -> None:
     """Register ``llm-audit show``."""
     show = commands.add_parser("show", help="one trace as a tree with timings, cost, decisions")
     show.add_argument("trace_id", metavar="TRACE_ID", help="trace id (or a unique prefix)")
-    show.add_argument("--dir", default=default_dir(), help="JSONL directory ($AUDIT_LOG_DIR)")
+    dir_option(show)
+    show.add_argument("--io", action="store_true",
+                      help="print the run's input and final answer")
     show.add_argument("--traceback", action="store_true", help="print error tracebacks")
     json_flag(show)
     show.set_defaults(func=_show)
