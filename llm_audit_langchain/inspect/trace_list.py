@@ -125,7 +125,9 @@ class TraceSummary:
         self.latency_ms = record.get("latency_ms")
         self.start = _time(record.get("start_time")) or self.start
         rollup = _mapping(data.get("cost_rollup"))
-        if rollup.get("cost_usd") is not None:
+        unpriced = rollup.get("unpriced_calls") and rollup.get("unpriced_calls") == rollup.get(
+            "calls")  # every call unpriced: the roll-up's 0 is not a cost
+        if rollup.get("cost_usd") is not None and not unpriced:
             self.cost_usd = float(rollup["cost_usd"])
         self.user_id = self.user_id or _str(rollup.get("user_id"))
         self.thread_id = self.thread_id or _str(rollup.get("thread_id"))

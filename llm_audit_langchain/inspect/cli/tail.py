@@ -134,20 +134,22 @@ class _TraceGate:
         self.held = 0
         self.given_up = 0
 
-    def offer(self, event: AuditEvent) -> list[AuditEvent]:
-        """The events to print now (``event`` and the held ones of its trace, or none)."""
+    def offer(self, event: AuditEvent, shown: bool) -> list[AuditEvent]:
+        """The events to print now (``event`` and the held ones of its trace, or none).
+        Every event counts towards its trace's summary; only ``shown`` ones are printed."""
         if not self.wanted.needs_whole_trace:
-            return [event]
+            return [event] if shown else []
         decided = self.decided.get(event.trace_id)
         if decided is not None:
-            return [event] if decided else []
+            return [event] if decided and shown else []
         summary, held = self.open.setdefault(event.trace_id,
                                              (TraceSummary(event.trace_id), []))
         summary.add(event.model_dump(mode="json"))
-        held.append(event)
-        self.held += 1
+        if shown:
+            held.append(event)
+            self.held += 1
         if summary.status is None:  # the root has not ended yet
-            while self.held > _MAX_HELD:
+            while self.held > _MAX_HELD or len(self.open) > _MAX_HELD:
                 _, (_, dropped) = self.open.popitem(last=False)
                 self.held -= len(dropped)
                 self.given_up += len(dropped)
@@ -182,8 +184,8 @@ def _tail(args: argparse.Namespace) -> int:
     backlog: deque[AuditEvent] = deque(maxlen=None if args.once else max(args.lines, 0))
     for path, number, raw in follower.read_new():
         event = _parse_line(path, number, raw, stats)
-        if event is not None and _matches(event, args):
-            for passed in gate.offer(event):
+        if event is not None:
+            for passed in gate.offer(event, _matches(event, args)):
                 if args.once:
                     emit(passed)  # streamed: --once over big files holds nothing in memory
                 else:
@@ -199,8 +201,8 @@ def _tail(args: argparse.Namespace) -> int:
             time.sleep(args.interval)
             for path, number, raw in follower.read_new():
                 new = _parse_line(path, number, raw, stats)
-                if new is not None and _matches(new, args):
-                    for passed in gate.offer(new):
+                if new is not None:
+                    for passed in gate.offer(new, _matches(new, args)):
                         emit(passed)
             sys.stdout.flush()
     except KeyboardInterrupt:
