@@ -47,7 +47,8 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="llm-audit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="llm-audit",
+                                     description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"llm-audit {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     schema = commands.add_parser("schema", help="print the JSON Schema of audit events")
