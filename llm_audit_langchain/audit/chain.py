@@ -87,7 +87,7 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class AuditLogExporter:
-    """Append-only, tamper-evident audit sink (the audit layer: compliance evidence, kept apart from the debugging log).
+    """Append-only, tamper-evident audit sink (compliance evidence, apart from the debug log).
 
     ``key`` (or ``$AUDIT_CHAIN_KEY``) selects the keyed HMAC-SHA256 chain; without one the chain
     is plain SHA-256. ``fsync=True`` syncs every batch to disk before ``export`` returns.
