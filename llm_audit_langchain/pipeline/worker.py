@@ -310,7 +310,9 @@ class Pipeline:
             except Exception as exc:  # the worker must survive anything
                 self._warn_once("worker", exc)
             if self._stopped:
-                self._shutdown_exporters(time.monotonic() + self._shutdown_timeout)
+                # on the worker itself: nobody waits on it, and an exporter may expect its
+                # shutdown on the thread that exported
+                self._shutdown_exporters(time.monotonic() + self._shutdown_timeout, bounded=False)
                 self._abandon_undelivered()
                 return
 
@@ -519,11 +521,11 @@ class Pipeline:
             self._warn_once(f"exporter {slot.name} flush", exc)
             return False
 
-    def _shutdown_exporters(self, deadline: float | None) -> None:
+    def _shutdown_exporters(self, deadline: float | None, *, bounded: bool = True) -> None:
         for slot in self._slots:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._call_safely(f"exporter {slot.name} shutdown", _within, deadline,
-                              slot.exporter.shutdown, remaining)
+            self._call_safely(f"exporter {slot.name} shutdown", _within,
+                              deadline if bounded else None, slot.exporter.shutdown, remaining)
 
     def _run_periodic(self) -> None:
         now = time.monotonic()
