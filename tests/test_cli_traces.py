@@ -144,9 +144,12 @@ def test_the_older_positional_directory_is_still_accepted(runs: dict[str, Any]) 
     assert llm_audit("stats", str(runs["logs"]), "--json").returncode == 0
 
 
-def test_version() -> None:
+def test_version_and_help() -> None:
     result = llm_audit("--version")
     assert result.returncode == 0 and result.stdout.startswith("llm-audit ")
+    top = llm_audit("--help")
+    assert top.returncode == 0 and "traces" in top.stdout
+    assert "``" not in top.stdout  # docstring markup does not leak into help
 
 
 @pytest.mark.parametrize("command", EVERY_COMMAND)
