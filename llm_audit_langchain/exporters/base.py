@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
+from ..errors import ConfigError
 from ..events import AuditEvent
 
 
@@ -46,8 +47,6 @@ class Exporter(Protocol):
 def checked_exporters(exporters: object, where: str = "AuditCallbackHandler") -> list[Exporter]:
     """``exporters`` as a list, or ``ConfigError`` naming what is wrong: a string or path where a
     list belongs, an exporter class instead of an instance, an object missing a method."""
-    from ..errors import ConfigError  # errors imports nothing; here to keep base's header small
-
     if isinstance(exporters, str | bytes | os.PathLike):
         raise ConfigError(f"{where}({exporters!r}): the first argument is a list of exporters; "
                           f"to write JSONL to a directory use exporters=[JsonlExporter("
