@@ -1,4 +1,4 @@
-"""The audit event model, version 3 (DESIGN.md §4).
+"""The audit event model, version 3.
 
 Every record the package writes is an :class:`AuditEvent`. One LangChain run is one span: the
 event that closes a run carries its ``span_id``, its parent's ``parent_span_id``, ``start_time``

@@ -1,4 +1,4 @@
-"""The audit layer: a tamper-evident, hash-chained, append-only log (DESIGN.md §2, seed 002).
+"""The audit layer: a tamper-evident, hash-chained, append-only log, apart from the debug log.
 
 - :class:`AuditLogExporter` writes ``audit-chain-YYYY-MM-DD.jsonl`` files: each record is an
   event plus ``sequence``, ``prev_hash`` and ``record_hash`` (plain SHA-256 or keyed HMAC).

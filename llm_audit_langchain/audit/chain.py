@@ -1,4 +1,4 @@
-"""The audit-layer writer: an append-only, hash-chained JSONL sink (seed 002 §4.3.1).
+"""The audit-layer writer: an append-only, hash-chained JSONL sink (an immutable decision log).
 
 Every record is one event (``event_to_dict``) plus the chain fields ``sequence``, ``prev_hash``,
 ``hash_alg``, ``key_id`` and ``record_hash`` (see :mod:`.hashing`). Writers share one chain per
@@ -87,7 +87,7 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class AuditLogExporter:
-    """Append-only, tamper-evident audit sink (the audit layer of DESIGN.md §2).
+    """Append-only, tamper-evident audit sink (compliance evidence, apart from the debug log).
 
     ``key`` (or ``$AUDIT_CHAIN_KEY``) selects the keyed HMAC-SHA256 chain; without one the chain
     is plain SHA-256. ``fsync=True`` syncs every batch to disk before ``export`` returns.

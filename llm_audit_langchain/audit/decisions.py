@@ -1,4 +1,4 @@
-"""Decision records and overrides (seed 002 §4.3.1), and prompt versions (§4.3.2).
+"""Decision records and overrides (an immutable decision log), and prompt versions.
 
 A decision record ties one LLM decision to exactly what produced it, by hash: the input
 messages, the system prompt (and its readable version), the model and its generation

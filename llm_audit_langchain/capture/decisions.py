@@ -1,6 +1,7 @@
 """Agent decisions that no single callback states: retries, fallbacks, LangGraph retry policies.
 
-LangChain and LangGraph show them only as patterns across runs (DESIGN.md §5):
+LangChain and LangGraph show them only as patterns across runs (measured on langchain-core 1.7
+and langgraph 1.2):
 
 * ``with_retry``: one child run per attempt under the retry wrapper; attempts ≥ 2 are tagged
   ``retry:attempt:N``. The cause is the previous attempt's error.

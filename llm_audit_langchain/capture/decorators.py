@@ -1,4 +1,4 @@
-"""Audit plain functions and emit custom events (seed 001 §4.1).
+"""Audit plain functions and emit custom events.
 
 ``audit_span(agent, action)`` turns a sync or async function into a span of the current trace:
 inside a LangChain/LangGraph run it becomes a child run (so it lands in the same trace and its

@@ -48,8 +48,9 @@ from ..context import (
 from ..context import new_trace_id as _new_trace_id
 from ..enrich.rollup import CostRollup
 from ..enrich.usage import is_cache_hit
+from ..errors import ConfigError
 from ..events import AuditEvent, AuditEventType, ErrorDetail, Status
-from ..exporters.base import Exporter
+from ..exporters.base import Exporter, checked_exporters
 from ..pipeline.base import Processor
 from ..pipeline.worker import Pipeline
 from .decisions import DecisionTracker
@@ -211,6 +212,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
         observers: Sequence[Callable[[AuditEvent], None]] = (),
         alerts: AlertEngine | None = None,
     ) -> None:
+        if config is not None and not isinstance(config, AuditConfig):
+            raise ConfigError(f"AuditCallbackHandler(config=...) must be an AuditConfig, not "
+                              f"{type(config).__name__}: e.g. config=AuditConfig(debug=True)")
+        if exporters is not None:
+            exporters = checked_exporters(exporters)
+        for kind, steps in (("processors", processors), ("observers", observers)):
+            if not all(callable(step) for step in steps):
+                raise ConfigError(f"AuditCallbackHandler({kind}=...) must be callables")
         self.config = config if config is not None else AuditConfig.from_env()
         self._enabled = self.config.enabled
         if not self._enabled:  # a no-op handler: LangChain skips every callback

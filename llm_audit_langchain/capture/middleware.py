@@ -10,7 +10,7 @@ For each request it reads ``traceparent``/``tracestate`` (a missing or malformed
 new trace), opens the request's span, makes it the current :class:`TraceContext` for the code
 inside (a LangGraph run in the endpoint joins the trace as a child of the request span), emits
 ``request.start`` and ``request.end`` (method, path without the query string, status code,
-latency) and answers with ``traceparent`` and ``X-Trace-ID`` headers (seed 001 §4.2).
+latency) and answers with ``traceparent`` and ``X-Trace-ID`` headers.
 ``request.end`` is the trace's root: the tail sampler decides the request's whole trace on it.
 
 When an OpenTelemetry server span is already active (an OpenTelemetry ASGI instrumentation

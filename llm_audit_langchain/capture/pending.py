@@ -2,8 +2,8 @@
 
 A callback records only what could change or be lost (the run record, the payload, the
 moment) and queues a :class:`PendingEvent`; ids, datetimes, graph coordinates and the event
-object are made off the caller's thread, in batches (DESIGN.md §1: expensive steps move to the
-worker).
+object are made off the caller's thread, in batches (the hot path does the least work that keeps
+the record true; anything more expensive moves to the worker).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Token usage: one extraction path for every provider shape (DESIGN.md §4, §5).
+"""Token usage: one extraction path for every provider shape.
 
 A chat model's ``on_llm_end`` hands over an :class:`~langchain_core.outputs.LLMResult`. Where the
 token counts sit inside it depends on the integration and on how it was called (invoke, stream,

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ..errors import ConfigError
 from ..events import AuditEvent, event_to_dict
 
 logger = logging.getLogger("llm_audit_langchain")
@@ -30,7 +31,8 @@ class JsonlExporter:
     """Append events to daily JSONL files.
 
     Args:
-        directory: created if missing.
+        directory: created when the exporter is built; ``ConfigError`` names it when it cannot
+            be created or written (a file in the way, no permission).
         fsync: ``os.fsync`` after every batch (durable across power loss, slower).
         prefix: file name prefix; files are ``{prefix}YYYY-MM-DD.jsonl``.
     """
@@ -39,7 +41,7 @@ class JsonlExporter:
 
     def __init__(self, directory: str | os.PathLike[str] = "logs", *, fsync: bool = False,
                  prefix: str = "audit-") -> None:
-        self.directory = Path(directory)
+        self.directory = writable_directory(Path(directory), "JsonlExporter")
         self.fsync = fsync
         self.prefix = prefix
         self.unserializable = 0
@@ -114,6 +116,21 @@ class JsonlExporter:
         with self._lock:
             self._closed = True
             self._close_all()
+
+
+def writable_directory(directory: Path, who: str) -> Path:
+    """``directory``, created if missing; ``ConfigError`` naming it if it cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"{who}: {str(directory)!r} exists and is not a directory "
+                          f"(check AUDIT_LOG_DIR)") from None
+    except OSError as exc:
+        raise ConfigError(f"{who}: cannot create directory {str(directory)!r}: "
+                          f"{exc.strerror or exc}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"{who}: directory {str(directory)!r} is not writable")
+    return directory
 
 
 _DUMPS: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":"), "allow_nan": False}

@@ -1,5 +1,5 @@
-"""SQL over the JSONL files with DuckDB (the analytics layer, DESIGN.md §2): cost by model, day
-and user, root latency percentiles, and the seed's SLO rates. Used by ``llm-audit stats``.
+"""SQL over the JSONL files with DuckDB (the analytics layer): cost by model, day and user,
+root latency percentiles, and the SLO rates. Used by ``llm-audit stats``.
 
 Needs the ``analytics`` extra (``pip install 'llm-audit-langchain[analytics]'``).
 
@@ -9,9 +9,9 @@ Definitions (a *request* is a root run: an event with ``data.trace_root`` that c
 - error rate: requests whose root ended with status ``error``;
 - timeout rate: requests with a ``timeout`` anywhere in their trace;
 - tool failure rate: ``tool.error`` / (``tool.result`` + ``tool.error``);
-- retry ratio: retries per request, where a retry is an ``agent.retry`` event, any other event
-  with status ``retry``, or a LangGraph node run again at the same step and checkpoint namespace
-  (``RetryPolicy``).
+- retry ratio: retries per request. Per trace, the larger of two counts that record the same
+  retries: ``agent.retry`` events (and any other event with status ``retry``), and LangGraph
+  node runs repeated at the same step and checkpoint namespace (``RetryPolicy``).
 
 Traces are tail-sampled: normal traces are kept at ``SUCCESS_SAMPLE_RATE`` while failing and slow
 ones are always kept, so plain counts over the files overstate error rates and latency. Each
@@ -50,7 +50,7 @@ SLO_TARGETS = (
     SloTarget("tool_failure_rate", 0.03, "ratio"),
     SloTarget("retry_ratio", 0.05, "ratio"),
 )
-"""Seed 000's initial SLOs."""
+"""The default SLO targets: each rate should stay below its value."""
 
 _INSTALL_HINT = ("llm-audit stats needs DuckDB: pip install 'llm-audit-langchain[analytics]' "
                  "(or pip install duckdb)")
@@ -92,10 +92,12 @@ WITH node_runs AS (
     WHERE event_type IN ('chain.end', 'chain.error') AND node = action AND step IS NOT NULL
     GROUP BY trace_id, node, step, checkpoint_ns HAVING count(*) > 1
 ), retries AS (
-    SELECT trace_id, sum(repeats) AS n FROM (
-        SELECT trace_id, repeats FROM node_runs
+    -- a RetryPolicy retry shows twice (the node run again and its agent.retry event): per
+    -- trace, the larger of the two counts, so one retry is one retry
+    SELECT trace_id, greatest(sum(repeats), sum(recorded)) AS n FROM (
+        SELECT trace_id, repeats, 0 AS recorded FROM node_runs
         UNION ALL
-        SELECT trace_id, 1 FROM ev WHERE event_type = 'agent.retry' OR status = 'retry'
+        SELECT trace_id, 0, 1 FROM ev WHERE event_type = 'agent.retry' OR status = 'retry'
     ) GROUP BY trace_id
 ), per_trace AS (
     SELECT trace_id,

@@ -1,9 +1,9 @@
 """``OtlpExporter``: our spans to any OpenTelemetry collector, with their own ids.
 
-It is one more sink of the pipeline (DESIGN.md §2, traces layer): the worker hands it batches of
-sanitized, sampled events; it maps them to finished spans (``spans.py``) and gives those to an
-OpenTelemetry ``SpanExporter`` (OTLP over HTTP/protobuf by default, gRPC with the ``otel-grpc``
-extra). Configuration is OpenTelemetry's own::
+It is one more sink of the pipeline (the traces layer, next to the JSONL log): the worker
+hands it batches of sanitized, sampled events; it maps them to finished spans (``spans.py``)
+and gives those to an OpenTelemetry ``SpanExporter`` (OTLP over HTTP/protobuf by default,
+gRPC with the ``otel-grpc`` extra). Configuration is OpenTelemetry's own::
 
     OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318   # or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
     OTEL_EXPORTER_OTLP_HEADERS=api-key=secret
@@ -53,6 +53,49 @@ SCOPE_NAME = "llm_audit_langchain"
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 # The keys the SDK's span processors set and every instrumentation checks.
 _SUPPRESS_KEYS = (_SUPPRESS_INSTRUMENTATION_KEY, _SUPPRESS_HTTP_INSTRUMENTATION_KEY)
+# Where OpenTelemetry's OTLP exporters log their retries ("Transient error ... retrying").
+_LIBRARY_LOGGERS = ("opentelemetry.exporter.otlp.proto.http.trace_exporter",
+                    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+                    "opentelemetry.exporter.otlp.common.http")
+
+
+class LibraryNoise(logging.Filter):
+    """During our own export calls, lets the first message of OpenTelemetry's exporter through
+    and counts the rest: with the collector down its retry loop logs every attempt, and the
+    pipeline already retries, counts and logs failures once. Other threads' records (a user's
+    own OpenTelemetry pipeline) pass untouched."""
+
+    def __init__(self) -> None:
+        super().__init__("llm-audit")
+        self._exporting = threading.local()
+        self.shown = False
+        self.counted = 0
+
+    def exporting(self, active: bool) -> None:
+        """Mark the current thread as inside (or outside) one of our export calls."""
+        self._exporting.active = active
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(self._exporting, "active", False):
+            return True
+        if not self.shown:
+            self.shown = True
+            record.msg = (f"{record.msg} (llm-audit: further messages of the OpenTelemetry "
+                          f"exporter are counted in OtlpExporter.library_messages, "
+                          f"not logged)")
+            return True
+        self.counted += 1
+        return False
+
+    def attach(self) -> None:
+        """Filter the OTLP exporters' loggers."""
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def detach(self) -> None:
+        """Stop filtering (at shutdown)."""
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).removeFilter(self)
 
 
 def _package_version() -> str:
@@ -261,6 +304,8 @@ class OtlpExporter:
         self._shut = False
         self._stats = {"spans": 0, "point_events_attached": 0, "point_events_as_spans": 0,
                        "failed_exports": 0}
+        self._noise = LibraryNoise()
+        self._noise.attach()
 
     def export(self, batch: Sequence[AuditEvent]) -> ExportResult:
         """Map ``batch`` to spans and send them; FAILURE makes the pipeline retry the batch
@@ -288,9 +333,11 @@ class OtlpExporter:
         for key in _SUPPRESS_KEYS:
             ctx = otel_context.set_value(key, True, ctx)
         token = otel_context.attach(ctx)
+        self._noise.exporting(True)
         try:
             return self._exporter.export(spans)
         finally:
+            self._noise.exporting(False)
             otel_context.detach(token)
 
     def force_flush(self, timeout: float | None = None) -> bool:
@@ -310,6 +357,7 @@ class OtlpExporter:
                 logger.warning("llm-audit otlp: %d waiting point events lost at shutdown",
                                self._buffer.count)
         self._exporter.shutdown()
+        self._noise.detach()
 
     def after_fork(self) -> None:
         """In a forked child: a fresh lock."""
@@ -319,4 +367,10 @@ class OtlpExporter:
         """Spans sent, point events attached to their span or sent as child spans, failed
         export calls, and point events waiting for their span now."""
         return {**self._stats, "waiting_point_events": self._buffer.count}
+
+    @property
+    def library_messages(self) -> int:
+        """Messages of OpenTelemetry's exporter counted during our exports instead of logged
+        (all but the first: its retry loop logs every attempt while a collector is down)."""
+        return self._noise.counted
 

@@ -1,4 +1,4 @@
-"""``AuditMetrics``: the seed's counters, histograms and gauges, through the OpenTelemetry
+"""``AuditMetrics``: the package's counters, histograms and gauges, through the OpenTelemetry
 metrics API, fed by a pipeline observer so they count every event, sampled out or not.
 
     metrics = AuditMetrics()                         # our own MeterProvider, never the global one

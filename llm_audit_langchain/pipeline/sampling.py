@@ -12,6 +12,9 @@ What each knob applies to (env var in brackets):
   traces this process starts (what downstream services are told, OpenTelemetry's
   ``TraceIdRatioBased`` rule on the trace id). It does not change what is kept here.
 * ``debug`` [``AUDIT_DEBUG``]: keep everything.
+* ``keep_first`` [``AUDIT_KEEP_FIRST_TRACES``, 3 from the environment, 0 when built by hand]:
+  the first traces a sampler decides are kept whatever the rates, so a first try always writes
+  something (``reason = "first"``, counted in ``stats()["sampling"]["kept_first"]``).
 
 How they combine, for each trace, when its root run ends:
 
@@ -20,7 +23,10 @@ How they combine, for each trace, when its root run ends:
 3. slow root, a retry, a fallback, a guardrail, a human review, feedback, a write-ahead tool
    call, or cost over the threshold → keep.
 4. an upstream ``traceparent`` said ``sampled=1`` → keep; ``sampled=0`` → drop.
-5. otherwise → keep with ``success_rate``.
+5. otherwise → keep with ``success_rate``; one of the first ``keep_first`` traces → keep.
+
+The first trace a sampler drops is logged once (at WARNING, with how to keep everything), so
+sampling is never silent.
 
 Decisions are deterministic functions of the trace id (so every process that sees a trace
 decides alike) and apply to the whole trace: a kept trace is kept whole, a dropped one entirely.
@@ -34,6 +40,8 @@ Metrics see every event before this stage, sampled out or not.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import time
 from collections import OrderedDict
@@ -47,6 +55,8 @@ if TYPE_CHECKING:
     from ..config import AuditConfig
     from .base import Item
 
+logger = logging.getLogger("llm_audit_langchain")
+
 _ROOT = "trace_root"
 _UPSTREAM = "upstream_sampled"
 _MAX_DECIDED = 100_000
@@ -54,15 +64,23 @@ _SCALE = float(1 << 64)
 
 
 def _rate(name: str, default: float) -> float:
+    value = _number(name, default, "a number between 0 and 1")
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}={os.environ[name]!r}: must be a number between 0 and 1")
+    return default if value is None else value
+
+
+def _number(name: str, default: float | None, allowed: str) -> float | None:
+    """The variable as a finite number ``>= 0`` (empty or unset: ``default``)."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number between 0 and 1") from None
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name}={raw!r} must be between 0 and 1")
+        raise ConfigError(f"{name}={raw!r}: must be {allowed}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}={raw!r}: must be {allowed}")
     return value
 
 
@@ -74,7 +92,7 @@ def trace_fraction(trace_id: str, *, salt: int = 0) -> float:
 
 @dataclass(frozen=True, slots=True)
 class SamplingPolicy:
-    """The sampling rules. ``SamplingPolicy.from_env()`` reads the seed's variables."""
+    """The sampling rules. ``SamplingPolicy.from_env()`` reads them from the environment."""
 
     trace_rate: float = 0.20
     success_rate: float = 0.10
@@ -83,43 +101,45 @@ class SamplingPolicy:
     cost_threshold_usd: float | None = None
     debug: bool = False
     max_held_events: int = 50_000
+    keep_first: int = 0
 
     def __post_init__(self) -> None:
         for name in ("trace_rate", "success_rate", "error_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"SamplingPolicy.{name}={value!r} must be between 0 and 1")
+        if self.slow_threshold_ms < 0 or self.keep_first < 0:
+            raise ConfigError(f"SamplingPolicy: slow_threshold_ms={self.slow_threshold_ms!r} "
+                              f"and keep_first={self.keep_first!r} must be >= 0")
 
     @classmethod
-    def from_env(cls, *, debug: bool | None = None) -> SamplingPolicy:
+    def from_env(cls, *, debug: bool | None = None, keep_first: int = 0) -> SamplingPolicy:
         """From ``TRACE_SAMPLE_RATE``, ``SUCCESS_SAMPLE_RATE``, ``ERROR_SAMPLE_RATE``,
         ``SLOW_REQUEST_THRESHOLD_MS``, ``AUDIT_COST_THRESHOLD_USD`` and ``AUDIT_DEBUG``."""
-        cost = os.environ.get("AUDIT_COST_THRESHOLD_USD")
         if debug is None:
             debug = os.environ.get("AUDIT_DEBUG", "").strip().lower() in ("1", "true", "yes")
-        try:
-            slow = float(os.environ.get("SLOW_REQUEST_THRESHOLD_MS", "1500"))
-            cost_value = float(cost) if cost else None
-        except ValueError as exc:
-            raise ConfigError(f"sampling threshold is not a number: {exc}") from None
+        slow = _number("SLOW_REQUEST_THRESHOLD_MS", 1500.0, "a number of milliseconds >= 0")
+        cost = _number("AUDIT_COST_THRESHOLD_USD", None, "a cost in USD >= 0")
         return cls(
             trace_rate=_rate("TRACE_SAMPLE_RATE", 0.20),
             success_rate=_rate("SUCCESS_SAMPLE_RATE", 0.10),
             error_rate=_rate("ERROR_SAMPLE_RATE", 1.0),
-            slow_threshold_ms=slow,
-            cost_threshold_usd=cost_value,
+            slow_threshold_ms=1500.0 if slow is None else slow,
+            cost_threshold_usd=cost,
             debug=debug,
+            keep_first=keep_first,
         )
 
     @classmethod
     def from_config(cls, config: AuditConfig) -> SamplingPolicy:
-        """The environment's policy, with ``config.debug`` and ``config.sampling`` applied."""
+        """The environment's policy, with ``config.debug``, ``config.keep_first_traces`` and
+        ``config.sampling`` applied."""
         if isinstance(config.sampling, SamplingPolicy):
             return config.sampling
         if config.sampling is not None:
-            raise ConfigError(f"AuditConfig.sampling must be a SamplingPolicy, "
+            raise ConfigError(f"AuditConfig(sampling=...) must be a SamplingPolicy, "
                               f"not {type(config.sampling).__name__}")
-        return cls.from_env(debug=config.debug or None)
+        return cls.from_env(debug=config.debug or None, keep_first=config.keep_first_traces)
 
     def head_sampled(self, trace_id: str) -> bool:
         """The W3C ``sampled`` flag for a trace this process starts."""
@@ -186,6 +206,9 @@ class TailSampler:
         self.early_decisions = 0
         self.expired_traces = 0
         self.late_errors = 0
+        self.decided_traces = 0
+        self.kept_first = 0
+        self.dropped_traces = 0
 
     def held(self) -> int:
         """Events waiting for their trace's root to end."""
@@ -257,10 +280,12 @@ class TailSampler:
 
     def stats(self) -> dict[str, int]:
         """Held events, open traces, early decisions (buffer overflow), traces decided after
-        waiting too long for their root, late errors."""
+        waiting too long for their root, late errors, traces kept because they were among the
+        first, traces dropped."""
         return {"held": self._held, "open_traces": len(self._open),
                 "early_decisions": self.early_decisions, "expired_traces": self.expired_traces,
-                "late_errors": self.late_errors}
+                "late_errors": self.late_errors, "kept_first": self.kept_first,
+                "dropped_traces": self.dropped_traces}
 
     def _observe(self, trace: TraceState, event: Item) -> None:
         if event.status in ("error", "timeout"):
@@ -281,14 +306,29 @@ class TailSampler:
     def _close(self, trace: TraceState, upstream: Any, root: Item | None
                ) -> tuple[list[Item], int]:
         keep, reason = self.policy.decide(trace, upstream if isinstance(upstream, bool) else None)
+        self.decided_traces += 1
+        if not keep and reason == "rate" and self.decided_traces <= self.policy.keep_first:
+            keep, reason = True, "first"
+            self.kept_first += 1
         del self._open[trace.trace_id]
         self._held -= len(trace.events)
         self._remember(trace.trace_id, keep)
         if not keep:
+            self._dropped_trace(trace.trace_id, reason)
             return [], len(trace.events)
         if root is not None:  # rate: the keep probability, so analytics can weight by 1/rate
             root.data["sampling"] = {"reason": reason, "rate": self.policy.keep_rate(reason)}
         return trace.events, 0
+
+    def _dropped_trace(self, trace_id: str, reason: str) -> None:
+        self.dropped_traces += 1
+        if self.dropped_traces == 1:  # once per sampler: sampling must never be silent
+            logger.warning(
+                "llm-audit: trace %s was sampled out (%s) and is not exported; successful "
+                "traces are kept at SUCCESS_SAMPLE_RATE=%s. Set AUDIT_DEBUG=true or "
+                "SUCCESS_SAMPLE_RATE=1 to keep every trace (counted in "
+                "stats()['dropped']['sampled_out']; this is logged once)",
+                trace_id, reason, self.policy.success_rate)
 
     def _decide_oldest_early(self) -> tuple[list[Item], int]:
         _, trace = next(iter(self._open.items()))

@@ -329,6 +329,7 @@ class Pipeline:
             "queue_size": queue,
             "held": self._sampler.held() if self._sampler is not None else 0,
             "exporters": {slot.name: slot.stats() for slot in self._slots},
+            "sampling": _sampler_stats(self._sampler),
         }
 
     # ---- worker -------------------------------------------------------------------------------
@@ -354,7 +355,9 @@ class Pipeline:
                     if not self._queue:
                         self._stopped = True
             if self._stopped:
-                self._shutdown_exporters(time.monotonic() + self._shutdown_timeout)
+                # on the worker itself: nobody waits on it, and an exporter may expect its
+                # shutdown on the thread that exported
+                self._shutdown_exporters(time.monotonic() + self._shutdown_timeout, bounded=False)
                 self._abandon_undelivered()
                 _live.discard(self)
                 return
@@ -596,15 +599,16 @@ class Pipeline:
     def _flush_exporter(self, slot: _Slot, deadline: float | None) -> bool:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            return bool(slot.exporter.force_flush(remaining))
+            return bool(_within(deadline, slot.exporter.force_flush, remaining))
         except Exception as exc:
             self._warn_once(f"exporter {slot.name} flush", exc)
             return False
 
-    def _shutdown_exporters(self, deadline: float | None) -> None:
+    def _shutdown_exporters(self, deadline: float | None, *, bounded: bool = True) -> None:
         for slot in self._slots:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._call_safely(f"exporter {slot.name} shutdown", slot.exporter.shutdown, remaining)
+            self._call_safely(f"exporter {slot.name} shutdown", _within,
+                              deadline if bounded else None, slot.exporter.shutdown, remaining)
 
     def _run_periodic(self) -> None:
         now = time.monotonic()
@@ -636,6 +640,44 @@ class Pipeline:
             reset = getattr(slot.exporter, "after_fork", None)
             if reset is not None:
                 self._call_safely(f"exporter {slot.name} after_fork", reset)
+
+
+class _OverranError(TimeoutError):
+    """An exporter call did not return by the deadline (it goes on, on a daemon thread)."""
+
+
+def _within(deadline: float | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, but never waiting past ``deadline``: an exporter may ignore its timeout
+    argument (a blocking socket, a library's retry loop), and flush and shutdown promise theirs.
+    The call runs on a daemon thread; one that overruns is left to finish there."""
+    if deadline is None:
+        return fn(*args)
+    outcome: list[Any] = []
+
+    def call() -> None:
+        try:
+            outcome.append((True, fn(*args)))
+        except BaseException as exc:  # handed back to the caller
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=call, name="llm-audit-exporter-call", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if not outcome:
+        raise _OverranError(f"{getattr(fn, '__qualname__', fn)} did not return within its timeout")
+    returned, value = outcome[0]
+    if not returned:
+        raise value
+    return value
+
+
+def _sampler_stats(sampler: Sampler | None) -> dict[str, int]:
+    """The sampler's own counts (kept because first, dropped traces...), when it has any."""
+    stats = getattr(sampler, "stats", None)
+    try:
+        return dict(stats()) if stats is not None else {}
+    except Exception:  # a user's sampler: its counts are optional
+        return {}
 
 
 def _flush_all_at_exit() -> None:

@@ -1,4 +1,4 @@
-"""Deterministic replay of recorded runs (seed 000 "Replay determinístico", seed 001 §7).
+"""Deterministic replay of recorded runs: what cannot be reproduced cannot be fixed.
 
 - :class:`ReplayFixture`: error snapshots, successful results (mocks) and whole traces from JSONL.
 - :func:`replay_trace`: re-run a recorded trace offline with :class:`ReplayChatModel` and replay

@@ -1,4 +1,4 @@
-"""``ReplayFixture`` (seed 001 §7): error snapshots, recorded results and whole traces, read back
+"""``ReplayFixture``: error snapshots, recorded results and whole traces, read back
 from the JSONL files, for tests and offline debugging.
 
 ``path`` is always a JSONL file or a directory of them. Corrupt lines are skipped and counted
@@ -39,7 +39,7 @@ def load_trace(path: PathLike, trace_id: str, stats: ScanStats | None = None) ->
 
 
 class ReplayFixture:
-    """Recorded material for regression tests and mocks (seed 001 §7).
+    """Recorded material for regression tests and mocks.
 
     Example::
 

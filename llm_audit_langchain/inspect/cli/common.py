@@ -3,6 +3,7 @@ output, finding the JSONL files and loading one trace."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from typing import Any, TextIO
 
 from ...events import AuditEvent
 from ...replay.reading import ScanStats, jsonl_files
+from ..trace_list import TraceFilter, parse_when
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_ERROR = 0, 1, 2
 
@@ -84,3 +86,41 @@ def call_text(call: dict[str, Any]) -> str:
     args = call.get("args")
     shown = ", ".join(f"{k}={v!r}" for k, v in args.items()) if isinstance(args, dict) else args
     return f"{call.get('name')}({shown})"
+
+
+def dir_option(parser: Any, *, positional: bool = False) -> None:
+    """``--dir DIR`` with the default every command shares ($AUDIT_LOG_DIR, else ``logs``).
+    ``positional``: also accept the older ``llm-audit CMD DIR`` form (hidden from help)."""
+    parser.add_argument("--dir", default=None, metavar="DIR",
+                        help="the JSONL directory (default $AUDIT_LOG_DIR, else logs)")
+    if positional:
+        parser.add_argument("old_dir", nargs="?", default=None, help=argparse.SUPPRESS)
+
+
+def chosen_dir(args: Any) -> str:
+    """The directory a command reads: ``--dir``, else the older positional form, else the
+    shared default."""
+    return str(args.dir or getattr(args, "old_dir", None) or default_dir())
+
+
+def trace_filter_options(parser: Any) -> None:
+    """The filters ``traces`` and ``tail`` share."""
+    parser.add_argument("--since", metavar="WHEN",
+                        help="runs started at or after WHEN: 2026-12-02, 2026-12-02T10:30 (UTC) "
+                             "or an age such as 15m, 2h, 7d")
+    parser.add_argument("--until", metavar="WHEN", help="runs started at or before WHEN")
+    parser.add_argument("--user", help="user id (the user_id in the run's metadata)")
+    parser.add_argument("--thread", help="LangGraph thread id")
+    parser.add_argument("--model", help="a model id (or part of one) the run called")
+    parser.add_argument("--min-cost", type=float, metavar="USD", help="runs that cost at least")
+
+
+def trace_filter(args: Any, *, status: str | None = None) -> TraceFilter:
+    """The ``TraceFilter`` of the parsed options; ``CliError`` for a time it cannot read."""
+    try:
+        since = parse_when(args.since) if args.since else None
+        until = parse_when(args.until) if args.until else None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return TraceFilter(since=since, until=until, user=args.user, thread=args.thread,
+                       status=status, model=args.model, min_cost=args.min_cost)

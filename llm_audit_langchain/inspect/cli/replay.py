@@ -11,7 +11,8 @@ from ...replay.reading import ScanStats
 from .common import (
     EXIT_OK,
     call_text,
-    default_dir,
+    chosen_dir,
+    dir_option,
     json_flag,
     load_trace_events,
     print_json,
@@ -27,7 +28,7 @@ def _replay(args: argparse.Namespace) -> int:
     from ...replay.plan import build_plan
 
     stats = ScanStats()
-    events = load_trace_events(args.dir, args.trace_id, stats)
+    events = load_trace_events(chosen_dir(args), args.trace_id, stats)
     plan = build_plan(events[0].trace_id, events)
     if args.json:
         print_json(plan.as_dict())
@@ -64,6 +65,6 @@ def add_parser(commands: Any) -> None:
     """Register ``llm-audit replay``."""
     replay = commands.add_parser("replay", help="the replay plan of a recorded trace")
     replay.add_argument("trace_id", metavar="TRACE_ID", help="trace id (or a unique prefix)")
-    replay.add_argument("--dir", default=default_dir(), help="JSONL directory ($AUDIT_LOG_DIR)")
+    dir_option(replay)
     json_flag(replay)
     replay.set_defaults(func=_replay)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ...events import AuditEvent, AuditEventType
 from ...replay.reading import ScanStats
+from ..trace_list import summarize
 from . import terminal
 from .common import (
     EXIT_OK,
@@ -61,8 +62,10 @@ def _show(args: argparse.Namespace) -> int:
     events = load_trace_events(directories[0], args.trace_id, stats)
     totals = trace_totals(events)
     errors = _errors(events)
+    [summary] = summarize(e.model_dump(mode="json") for e in events)
     if args.json:
         print_json({"trace_id": events[0].trace_id, "totals": totals,
+                     "summary": summary.as_dict(),
                      "decisions": _decisions(events),
                      "errors": [e.model_dump(mode="json") for e in errors],
                      "events": [e.model_dump(mode="json") for e in events],
@@ -80,6 +83,10 @@ def _show(args: argparse.Namespace) -> int:
     cost = totals["cost_usd"]
     out.append(f"tokens {totals['tokens_input']} in / {totals['tokens_output']} out   cost "
                + ("unknown (unpriced model)" if cost is None else f"${cost:.6f}"))
+    out.append(f"user {summary.user_id or '-'}   thread {summary.thread_id or '-'}")
+    if args.io:
+        out += ["", f"input: {summary.input if summary.input is not None else '(not recorded)'}",
+                f"answer: {summary.answer if summary.answer is not None else '(not recorded)'}"]
     out += ["", render_trace(events)]
     decisions = _decisions(events)
     if decisions:
@@ -132,9 +139,12 @@ def add_parser(commands: Any) -> None:
     """Register ``llm-audit show``."""
     show = commands.add_parser("show", help="one trace as a tree with timings, cost, decisions")
     show.add_argument("trace_id", metavar="TRACE_ID", help="trace id (or a unique prefix)")
-    show.add_argument("--dir", action="append",
-                      help="JSONL or audit-chain directory ($AUDIT_LOG_DIR); repeat it for a "
-                      "trace that crossed services: the trace is then reconstructed")
+    show.add_argument("--dir", action="append", metavar="DIR",
+                      help="JSONL or audit-chain directory (default $AUDIT_LOG_DIR, else logs); "
+                      "repeat it for a trace that crossed services: the trace is then "
+                      "reconstructed")
+    show.add_argument("--io", action="store_true",
+                      help="print the run's input and final answer")
     show.add_argument("--traceback", action="store_true", help="print error tracebacks")
     json_flag(show)
     show.set_defaults(func=_show)

@@ -11,6 +11,8 @@ from .common import (
     EXIT_NEGATIVE,
     EXIT_OK,
     CliError,
+    chosen_dir,
+    dir_option,
     files,
     json_flag,
     print_json,
@@ -45,7 +47,7 @@ def _stats_text(report: dict[str, Any]) -> list[str]:
     latency = report["latency_ms"]
     p50, p95 = (("n/a" if v is None else f"{v:.1f}") for v in (latency["p50"], latency["p95"]))
     out.append(f"latency of requests: p50 {p50} ms, p95 {p95} ms")
-    out.append("SLOs (seed 000):")
+    out.append("SLOs (targets the rates should stay below):")
     for slo in report["slo"]:
         ratio = slo["metric"] != "p95_latency_ms"
         value = _percent(slo["value"]) if ratio else (
@@ -59,11 +61,12 @@ def _stats_text(report: dict[str, Any]) -> list[str]:
 def _stats(args: argparse.Namespace) -> int:
     from ..analytics import AnalyticsUnavailableError, stats
 
-    paths = files(args.directory)
+    directory = chosen_dir(args)
+    paths = files(directory)
     size = sum(f.stat().st_size for f in paths)
     progress(f"scanning {len(paths)} file(s), {size / 1e6:.1f} MB with DuckDB…")
     try:
-        report = stats(args.directory, success_rate=args.success_rate)
+        report = stats(directory, success_rate=args.success_rate)
     except AnalyticsUnavailableError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -83,7 +86,7 @@ def _stats(args: argparse.Namespace) -> int:
 def add_parser(commands: Any) -> None:
     """Register ``llm-audit stats``."""
     stats = commands.add_parser("stats", help="cost, latency and SLO rates (needs duckdb)")
-    stats.add_argument("directory", metavar="DIR")
+    dir_option(stats, positional=True)
     stats.add_argument("--success-rate", type=float, default=None,
                        help="SUCCESS_SAMPLE_RATE the files were written with, to weight "
                             "sampled traces when the files do not record it")

@@ -7,21 +7,27 @@ import fnmatch
 import json
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ...events import AuditEvent, AuditEventType
 from ...exporters.stdout import event_measures
 from ...replay.reading import ScanStats, jsonl_files
+from ..trace_list import TraceFilter, TraceSummary
 from . import terminal
 from .common import (
     EXIT_OK,
     CliError,
+    chosen_dir,
+    dir_option,
     existing_dir,
     json_flag,
     report_corrupt,
+    trace_filter,
+    trace_filter_options,
 )
 
 E = AuditEventType
@@ -105,13 +111,63 @@ def _matches(event: AuditEvent, args: argparse.Namespace) -> bool:
         return False
     if args.status and event.status not in args.status:
         return False
+    wanted: TraceFilter = args.trace_filter
+    if wanted.since is not None and event.timestamp < wanted.since:
+        return False
+    if wanted.until is not None and event.timestamp > wanted.until:
+        return False
     return not (args.trace and not event.trace_id.startswith(args.trace.lower()))
 
 
+_MAX_HELD = 10_000
+_MAX_DECIDED = 100_000
+
+
+class _TraceGate:
+    """For the filters only a whole trace answers (user, thread, model, cost): holds a trace's
+    events until its root run ends, then lets them all through or none. Bounded: past
+    ``_MAX_HELD`` held events the oldest open trace is let go unprinted (counted)."""
+
+    def __init__(self, wanted: TraceFilter) -> None:
+        self.wanted = replace(wanted, since=None, until=None)  # those apply per event
+        self.open: OrderedDict[str, tuple[TraceSummary, list[AuditEvent]]] = OrderedDict()
+        self.decided: OrderedDict[str, bool] = OrderedDict()
+        self.held = 0
+        self.given_up = 0
+
+    def offer(self, event: AuditEvent, shown: bool) -> list[AuditEvent]:
+        """The events to print now (``event`` and the held ones of its trace, or none).
+        Every event counts towards its trace's summary; only ``shown`` ones are printed."""
+        if not self.wanted.needs_whole_trace:
+            return [event] if shown else []
+        decided = self.decided.get(event.trace_id)
+        if decided is not None:
+            return [event] if decided and shown else []
+        summary, held = self.open.setdefault(event.trace_id,
+                                             (TraceSummary(event.trace_id), []))
+        summary.add(event.model_dump(mode="json"))
+        if shown:
+            held.append(event)
+            self.held += 1
+        if summary.status is None:  # the root has not ended yet
+            while self.held > _MAX_HELD or len(self.open) > _MAX_HELD:
+                _, (_, dropped) = self.open.popitem(last=False)
+                self.held -= len(dropped)
+                self.given_up += len(dropped)
+            return []
+        del self.open[event.trace_id]
+        self.held -= len(held)
+        keep = self.wanted.matches(summary)
+        self.decided[event.trace_id] = keep
+        if len(self.decided) > _MAX_DECIDED:
+            self.decided.popitem(last=False)
+        return held if keep else []
+
+
 def _tail(args: argparse.Namespace) -> int:
-    directory = existing_dir(args.directory)
+    directory = existing_dir(chosen_dir(args))
     if not directory.is_dir():
-        raise CliError(f"not a directory: {args.directory}")
+        raise CliError(f"not a directory: {directory}")
     stats = ScanStats()
     follower = _Follower(directory, stats)
     shown = 0
@@ -124,14 +180,17 @@ def _tail(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(terminal.status_line(_event_line(event), event.status) + "\n")
 
+    args.trace_filter = trace_filter(args)
+    gate = _TraceGate(args.trace_filter)
     backlog: deque[AuditEvent] = deque(maxlen=None if args.once else max(args.lines, 0))
     for path, number, raw in follower.read_new():
         event = _parse_line(path, number, raw, stats)
-        if event is not None and _matches(event, args):
-            if args.once:
-                emit(event)  # streamed: --once over big files holds nothing in memory
-            else:
-                backlog.append(event)
+        if event is not None:
+            for passed in gate.offer(event, _matches(event, args)):
+                if args.once:
+                    emit(passed)  # streamed: --once over big files holds nothing in memory
+                else:
+                    backlog.append(passed)
     for event in backlog:
         emit(event)
     sys.stdout.flush()
@@ -143,8 +202,9 @@ def _tail(args: argparse.Namespace) -> int:
             time.sleep(args.interval)
             for path, number, raw in follower.read_new():
                 new = _parse_line(path, number, raw, stats)
-                if new is not None and _matches(new, args):
-                    emit(new)
+                if new is not None:
+                    for passed in gate.offer(new, _matches(new, args)):
+                        emit(passed)
             sys.stdout.flush()
     except KeyboardInterrupt:
         return EXIT_OK
@@ -153,7 +213,8 @@ def _tail(args: argparse.Namespace) -> int:
 def add_parser(commands: Any) -> None:
     """Register ``llm-audit tail``."""
     tail = commands.add_parser("tail", help="print events as they are written (like tail -f)")
-    tail.add_argument("directory", metavar="DIR")
+    dir_option(tail, positional=True)
+    trace_filter_options(tail)
     tail.add_argument("--type", action="append", help="event type or glob (tool.*); repeatable")
     tail.add_argument("--status", action="append", choices=["ok", "error", "timeout", "retry"])
     tail.add_argument("--trace", help="trace id (or prefix)")

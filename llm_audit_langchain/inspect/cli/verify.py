@@ -12,6 +12,8 @@ from .common import (
     EXIT_NEGATIVE,
     EXIT_OK,
     CliError,
+    chosen_dir,
+    dir_option,
     existing_dir,
     json_flag,
     print_json,
@@ -36,7 +38,7 @@ def _anchor(text: str | None) -> Any:
 def _verify(args: argparse.Namespace) -> int:
     from ...audit import verify
 
-    directory = existing_dir(args.directory)
+    directory = existing_dir(chosen_dir(args))
     anchor = _anchor(args.anchor)
     key = args.key if args.key is not None else os.environ.get("AUDIT_CHAIN_KEY") or None
     progress(f"verifying {directory}…")
@@ -44,6 +46,13 @@ def _verify(args: argparse.Namespace) -> int:
                     allow_pruned_start=args.allow_pruned_start)
     progress_done()
     broken = report.first_broken
+    if not report.files:
+        raise CliError(f"no audit-chain-*.jsonl files in {directory}: the hash-chained log is "
+                       f"written by AuditLogExporter (or AUDIT_EXPORTER=audit with "
+                       f"AUDIT_CHAIN_DIR); pass its directory with --dir")
+    if broken is not None and broken.reason == "wrong_key" and key is None:
+        raise CliError(f"key required: the chain in {directory} is keyed (HMAC); pass --key "
+                       f"or set AUDIT_CHAIN_KEY")
     if args.json:
         print_json({"ok": report.ok, "records": report.records, "files": report.files,
                      "torn_lines": [vars(t) for t in report.torn_lines],
@@ -62,15 +71,13 @@ def _verify(args: argparse.Namespace) -> int:
         sys.stdout.write(f"BROKEN: {broken.reason} at {broken.file}:{broken.line}"
                          f" (sequence {broken.sequence}): {broken.detail}\n"
                          f"  {report.records} record(s) verified before the break\n")
-    if not report.files and not args.json:
-        sys.stderr.write(f"llm-audit: no audit-chain-*.jsonl files in {directory}\n")
     return EXIT_OK if report.ok else EXIT_NEGATIVE
 
 
 def add_parser(commands: Any) -> None:
     """Register ``llm-audit verify``."""
     verify = commands.add_parser("verify", help="verify a hash-chained audit directory")
-    verify.add_argument("directory", metavar="DIR")
+    dir_option(verify, positional=True)
     verify.add_argument("--key", help="HMAC key (default $AUDIT_CHAIN_KEY)")
     verify.add_argument("--anchor", metavar="SEQ[:HASH]", help="external anchor")
     verify.add_argument("--strict-torn", action="store_true", help="a torn line is a failure")

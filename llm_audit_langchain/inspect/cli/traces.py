@@ -1,0 +1,63 @@
+"""List the recorded runs, one line each, with filters: how to find the trace to ``show``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ...replay.reading import ScanStats, scan_records
+from ..trace_list import summarize
+from .common import (
+    EXIT_OK,
+    chosen_dir,
+    dir_option,
+    existing_dir,
+    json_flag,
+    print_json,
+    progress,
+    progress_done,
+    report_corrupt,
+    trace_filter,
+    trace_filter_options,
+)
+
+_HEADER = (f"{'start (UTC)':<19}  {'trace id':<32}  {'status':<7} {'latency':>10}  "
+           f"{'cost':>10}  {'user':<12} {'thread':<12} input")
+
+
+def _traces(args: argparse.Namespace) -> int:
+    directory = existing_dir(chosen_dir(args))
+    wanted = trace_filter(args, status=args.status)
+    stats = ScanStats()
+    progress(f"scanning {directory}…")
+    try:
+        summaries = [t for t in summarize(scan_records(directory, stats)) if wanted.matches(t)]
+    finally:
+        progress_done()
+        report_corrupt(stats)
+    if args.limit is not None and args.limit >= 0:
+        summaries = summaries[-args.limit:] if args.limit else []
+    if args.json:
+        print_json([t.as_dict() for t in summaries])
+        return EXIT_OK
+    if not summaries:
+        sys.stderr.write(f"llm-audit: no traces match in {directory}\n")
+        return EXIT_OK
+    sys.stdout.write("\n".join([_HEADER, *(t.line() for t in summaries)]) + "\n")
+    return EXIT_OK
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``llm-audit traces``."""
+    traces = commands.add_parser(
+        "traces", help="one line per recorded run (start, id, status, latency, cost, user, "
+                       "thread, input), filtered")
+    dir_option(traces)
+    trace_filter_options(traces)
+    traces.add_argument("--status", choices=["ok", "error", "timeout"],
+                        help="the run's outcome")
+    traces.add_argument("--limit", type=int, default=50,
+                        help="the most recent N matching runs (default 50; 0: none, -1: all)")
+    json_flag(traces)
+    traces.set_defaults(func=_traces)
