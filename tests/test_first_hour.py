@@ -79,7 +79,9 @@ def test_the_first_sampled_out_trace_is_logged_once_with_how_to_keep_everything(
     assert stats["sampling"]["kept_first"] == 1 and stats["sampling"]["dropped_traces"] == 2
 
 
-def test_the_kept_first_traces_say_why_so_stats_weights_them_as_certain(fresh_env: Path) -> None:
+def test_the_kept_first_traces_say_why_so_stats_weights_them_as_certain(
+        fresh_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUCCESS_SAMPLE_RATE", "0")  # else 1 trace in 10 is kept by the rate
     handler = AuditCallbackHandler()
     _run_ok(handler, 1)
     handler.shutdown(timeout=10)
