@@ -14,6 +14,9 @@
 | ``AUDIT_MAX_RUNS`` | ``100000`` | bound of the open-run map (oldest evicted as ``timeout``) |
 | ``AUDIT_FSYNC`` | ``false`` | fsync the JSONL file after each batch |
 | ``AUDIT_SHUTDOWN_TIMEOUT_S`` | ``5`` | how long the exit hook waits to flush |
+| ``AUDIT_MONGO_URI`` | — | ``MongoExporter``'s ``mongodb://`` URI (``AUDIT_EXPORTER=mongodb``) |
+| ``AUDIT_POSTGRES_DSN`` | — | ``PostgresExporter``'s DSN (``AUDIT_EXPORTER=postgres``) |
+| ``AUDIT_RETENTION_DAYS`` | ``90`` | how long the database stores keep events |
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ class AuditConfig(BaseSettings):
     max_runs: int = Field(default=100_000, ge=1)
     fsync: bool = False
     shutdown_timeout_s: float = Field(default=5.0, ge=0)
+    mongo_uri: str | None = None
+    postgres_dsn: str | None = None
+    retention_days: int = Field(default=90, ge=1)
     retry_initial_backoff_s: float = Field(default=0.1, gt=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
     sampling: Any = Field(

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 def exporters_from_config(config: AuditConfig) -> list[Exporter]:
-    """``jsonl``, ``stdout``, ``memory`` or ``none``, comma-separated."""
+    """``jsonl``, ``stdout``, ``memory``, ``mongodb``, ``postgres`` or ``none``, comma-separated.
+    The database exporters import their driver only when named."""
     names = [n.strip().lower() for n in config.exporter.split(",") if n.strip()]
     exporters: list[Exporter] = []
     for name in names:
@@ -25,8 +26,19 @@ def exporters_from_config(config: AuditConfig) -> list[Exporter]:
             exporters.append(StdoutExporter())
         elif name == "memory":
             exporters.append(MemoryExporter())
+        elif name in ("mongodb", "mongo"):
+            from .mongo import MongoExporter
+
+            exporters.append(MongoExporter(config.mongo_uri,
+                                           retention_days=config.retention_days))
+        elif name in ("postgres", "postgresql"):
+            from .postgres import PostgresExporter
+
+            exporters.append(PostgresExporter(config.postgres_dsn,
+                                              retention_days=config.retention_days))
         elif name != "none":
             raise ConfigError(
-                f"AUDIT_EXPORTER: unknown exporter {name!r}; use jsonl, stdout, memory or none"
+                f"AUDIT_EXPORTER: unknown exporter {name!r}; use jsonl, stdout, memory, "
+                "mongodb, postgres or none"
             )
     return exporters
