@@ -55,9 +55,9 @@ from .store_records import (
     TOP_LEVEL,
     FieldLimiter,
     LargeFieldMode,
+    OwnerBackfill,
     month_start,
     store_records,
-    trace_owners,
 )
 
 WriteMode = Literal["batched", "direct"]
@@ -150,6 +150,7 @@ class PostgresExporter:
         self.retention_interval_s = retention_interval_s
         self.limiter = FieldLimiter(max_field_size, large_fields)
         self.counters = WriteCounters()
+        self._owners = OwnerBackfill()
         self.dropped_partitions: list[str] = []
         self._lock = threading.Lock()
         self._conn: Any = None
@@ -313,11 +314,12 @@ class PostgresExporter:
                                "FROM llm_audit_stage ON CONFLICT DO NOTHING")
                 inserted: int = cursor.rowcount
                 self._backfill_owners(cursor, batch)
+        self._owners.settle(batch)
         return len(records) - max(0, inserted)
 
     def _backfill_owners(self, cursor: Any, batch: Sequence[AuditEvent]) -> None:
         """Events of a trace written before its root (which carries the user) get the user."""
-        owners = trace_owners(batch)
+        owners = self._owners.pending(batch)
         if not owners:
             return
         traces = list(owners)

@@ -7,7 +7,7 @@ Shared by ``MongoExporter`` and ``PostgresExporter`` so both stores hold the sam
   latency, agent/node, and the run's ``user_id``, ``department`` and ``thread_id``. User and
   department come from the caller's ``config["metadata"]``, which only the trace's root event
   carries; the exporter copies them to every event of that trace in the same batch, and
-  back-fills the trace's rows already stored (:func:`trace_owners`).
+  back-fills the trace's rows stored by earlier batches (:class:`OwnerBackfill`).
 - the document: the full JSON form of the event (``event_to_dict``), with large strings
   replaced by a marker (:func:`limit_large_fields`).
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,6 +101,33 @@ def trace_owners(batch: Sequence[AuditEvent]) -> dict[str, tuple[str | None, str
             owners[event.trace_id] = (_text(metadata.get("user_id")),
                                       _text(metadata.get("department")))
     return owners
+
+
+class OwnerBackfill:
+    """Remembers the traces written without their owner (the root had not arrived yet), so
+    the batch that brings the root updates only those. Usually the tail sampler releases a
+    trace's events together and nothing needs updating. Bounded to ``max_traces`` traces."""
+
+    def __init__(self, max_traces: int = 10_000) -> None:
+        self.max_traces = max_traces
+        self._waiting: OrderedDict[str, None] = OrderedDict()
+
+    def pending(self, batch: Sequence[AuditEvent]
+                ) -> dict[str, tuple[str | None, str | None]]:
+        """The owners ``batch`` brings for traces that earlier batches stored without one."""
+        return {t: owner for t, owner in trace_owners(batch).items() if t in self._waiting}
+
+    def settle(self, batch: Sequence[AuditEvent]) -> None:
+        """``batch`` and its back-fill are stored: update what is still waiting."""
+        owners = trace_owners(batch)
+        for trace_id in owners:
+            self._waiting.pop(trace_id, None)
+        for event in batch:
+            if event.trace_id not in owners:
+                self._waiting[event.trace_id] = None
+                self._waiting.move_to_end(event.trace_id)
+        while len(self._waiting) > self.max_traces:
+            self._waiting.popitem(last=False)
 
 
 def store_records(batch: Sequence[AuditEvent], limiter: FieldLimiter) -> list[dict[str, Any]]:
