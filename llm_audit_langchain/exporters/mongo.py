@@ -200,8 +200,8 @@ class MongoExporter:
         """Events of a trace written before its root (which carries the user) get the user."""
         from pymongo import UpdateMany
 
-        updates = [UpdateMany({"trace_id": trace_id, "$or": [{"user_id": {"$ne": user_id}},
-                                                              {"department": {"$ne": department}}]},
+        # Only the trace id in the filter: nx-27017 mis-evaluates ``$or`` of ``$ne`` here.
+        updates = [UpdateMany({"trace_id": trace_id},
                               {"$set": {"user_id": user_id, "department": department}})
                    for trace_id, (user_id, department) in self._owners.pending(batch).items()]
         if updates:

@@ -88,6 +88,18 @@ def restore_large_field(value: Any) -> Any:
     return value
 
 
+def restore_large_fields(value: Any) -> Any:
+    """``value`` with every ``compressed`` marker (at any depth) back to its original string;
+    ``truncated`` markers stay (the rest of the value was never stored)."""
+    if isinstance(value, dict):
+        if value.get(MARKER_KEY) == "compressed":
+            return restore_large_field(value)
+        return {k: restore_large_fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore_large_fields(v) for v in value]
+    return value
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 

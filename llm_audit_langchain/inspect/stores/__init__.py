@@ -1,0 +1,82 @@
+"""Reading a store back: one analytics report and one trace reader over three back-ends.
+
+    store = open_store("logs")                                  # JSONL files, DuckDB
+    store = open_store("postgresql://audit@db/llm", table="llm_audit")
+    store = open_store("mongodb://db:27017/llm_audit", table="llm_audit")
+    report = store.report(top=10)       # the same keys and answers whatever the back-end
+    events = store.trace_events("4bf92f35")   # one trace (a unique id prefix is enough)
+    store.close()
+
+The report's definitions are in ``report.py``; the SQL shared by DuckDB and PostgreSQL is in
+``sql.py``; MongoDB's aggregation, with the one place that works around servers that ignore
+``$percentile``, is in ``mongo_store.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ...events import AuditEvent
+
+
+class AuditStore(Protocol):
+    """What every back-end answers."""
+
+    source: str
+
+    def report(self, *, top: int = 10) -> dict[str, Any]:
+        """The analytics report (``report.py`` lists its keys and definitions)."""
+        ...
+
+    def trace_events(self, trace_id: str) -> list[AuditEvent]:
+        """Every event of one trace in recorded order; ``TraceNotFoundError`` when none (or
+        several traces) match the id or prefix."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+def is_store_uri(source: str) -> bool:
+    """True for a ``mongodb://``/``mongodb+srv://`` or ``postgresql://``/``postgres://`` URI."""
+    return source.startswith(("mongodb://", "mongodb+srv://", "postgresql://", "postgres://"))
+
+
+def open_store(source: str, *, table: str = "llm_audit") -> AuditStore:
+    """The back-end for ``source``: a database URI, else a JSONL file or directory.
+    ``table`` is the PostgreSQL table or MongoDB collection (the URI's path names the
+    MongoDB database, ``llm_audit`` by default)."""
+    if source.startswith(("mongodb://", "mongodb+srv://")):
+        from .mongo_store import MongoStore
+
+        return MongoStore(source, collection=table)
+    if source.startswith(("postgresql://", "postgres://")):
+        from .postgres_store import PostgresStore
+
+        return PostgresStore(source, table=table)
+    from .jsonl_store import JsonlStore
+
+    return JsonlStore(source)
+
+
+def pick_trace(found: list[str], trace_id: str, source: str) -> str:
+    """The one trace id a prefix matched; ``TraceNotFoundError`` for none or several."""
+    from ...errors import TraceNotFoundError
+
+    if not found:
+        raise TraceNotFoundError(f"no events for trace {trace_id!r} in {source}")
+    if len(found) > 1:
+        raise TraceNotFoundError(f"trace id prefix {trace_id!r} matches several traces: "
+                                 + ", ".join(sorted(found)[:5]))
+    return found[0]
+
+
+def trace_prefix(trace_id: str) -> str:
+    """A lowercase hex prefix, safe to put in a LIKE pattern or a regex."""
+    from ...errors import TraceNotFoundError
+
+    wanted = trace_id.strip().lower()
+    if not wanted or any(c not in "0123456789abcdef" for c in wanted):
+        raise TraceNotFoundError(f"not a trace id or prefix: {trace_id!r}")
+    return wanted
