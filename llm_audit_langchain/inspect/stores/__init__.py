@@ -14,33 +14,9 @@ The report's definitions are in ``report.py``; the SQL shared by DuckDB and Post
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from .base import AuditStore, is_store_uri
 
-from ...events import AuditEvent
-
-
-class AuditStore(Protocol):
-    """What every back-end answers."""
-
-    source: str
-
-    def report(self, *, top: int = 10) -> dict[str, Any]:
-        """The analytics report (``report.py`` lists its keys and definitions)."""
-        ...
-
-    def trace_events(self, trace_id: str) -> list[AuditEvent]:
-        """Every event of one trace in recorded order; ``TraceNotFoundError`` when none (or
-        several traces) match the id or prefix."""
-        ...
-
-    def close(self) -> None:
-        """Release the connection."""
-        ...
-
-
-def is_store_uri(source: str) -> bool:
-    """True for a ``mongodb://``/``mongodb+srv://`` or ``postgresql://``/``postgres://`` URI."""
-    return source.startswith(("mongodb://", "mongodb+srv://", "postgresql://", "postgres://"))
+__all__ = ["AuditStore", "is_store_uri", "open_store"]
 
 
 def open_store(source: str, *, table: str = "llm_audit") -> AuditStore:
@@ -58,25 +34,3 @@ def open_store(source: str, *, table: str = "llm_audit") -> AuditStore:
     from .jsonl_store import JsonlStore
 
     return JsonlStore(source)
-
-
-def pick_trace(found: list[str], trace_id: str, source: str) -> str:
-    """The one trace id a prefix matched; ``TraceNotFoundError`` for none or several."""
-    from ...errors import TraceNotFoundError
-
-    if not found:
-        raise TraceNotFoundError(f"no events for trace {trace_id!r} in {source}")
-    if len(found) > 1:
-        raise TraceNotFoundError(f"trace id prefix {trace_id!r} matches several traces: "
-                                 + ", ".join(sorted(found)[:5]))
-    return found[0]
-
-
-def trace_prefix(trace_id: str) -> str:
-    """A lowercase hex prefix, safe to put in a LIKE pattern or a regex."""
-    from ...errors import TraceNotFoundError
-
-    wanted = trace_id.strip().lower()
-    if not wanted or any(c not in "0123456789abcdef" for c in wanted):
-        raise TraceNotFoundError(f"not a trace id or prefix: {trace_id!r}")
-    return wanted

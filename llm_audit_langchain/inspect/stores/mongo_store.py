@@ -17,7 +17,7 @@ from typing import Any
 from ...events import AuditEvent
 from ...exporters.mongo import check_uri
 from ...exporters.store_records import restore_large_fields
-from . import pick_trace, trace_prefix
+from .base import pick_trace, trace_prefix
 from .report import (
     GROUPINGS,
     LLM_TYPES,

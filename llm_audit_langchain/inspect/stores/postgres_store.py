@@ -8,7 +8,7 @@ from ...errors import ConfigError
 from ...events import AuditEvent
 from ...exporters.postgres import check_dsn
 from ...exporters.store_records import restore_large_fields
-from . import pick_trace, trace_prefix
+from .base import pick_trace, trace_prefix
 from .sql import sql_report
 
 
