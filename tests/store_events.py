@@ -3,14 +3,17 @@
 Each trace is a root graph run (user and department in its metadata, ``data.trace_root``)
 with two LLM calls (model and provider rotating, costs, tokens, latencies), a tool call,
 and now and then an LLM error, a retry, a guardrail intervention or a sanitizer hit. The
-same seed gives the same events, so three stores loaded with them must answer alike.
+same seed gives the same events, so three stores loaded with them must answer alike
+(:func:`assert_same` compares two reports).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from llm_audit_langchain.events import AuditEvent, AuditEventType, ErrorDetail, fast_event
 
@@ -88,3 +91,20 @@ def synthetic_events(traces: int, *, seed: int = 7, days: int = 3) -> Iterator[A
     span = timedelta(days=days) / max(1, traces)
     for number in range(traces):
         yield from synthetic_trace(rng, START + span * number)
+
+
+def assert_same(left: Any, right: Any, where: str = "report") -> None:
+    """Equal, with floats equal to 1e-9 relative (sums run in different orders)."""
+    if isinstance(left, float) or isinstance(right, float):
+        assert isinstance(left, int | float) and isinstance(right, int | float), where
+        assert math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12), f"{where}: {left} {right}"
+    elif isinstance(left, dict):
+        assert isinstance(right, dict) and left.keys() == right.keys(), where
+        for key in left:
+            assert_same(left[key], right[key], f"{where}.{key}")
+    elif isinstance(left, list):
+        assert isinstance(right, list) and len(left) == len(right), f"{where}: length"
+        for number, (a, b) in enumerate(zip(left, right, strict=True)):
+            assert_same(a, b, f"{where}[{number}]")
+    else:
+        assert left == right, f"{where}: {left!r} != {right!r}"

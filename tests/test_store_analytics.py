@@ -7,10 +7,9 @@ import math
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
-from store_events import synthetic_events
+from store_events import assert_same, synthetic_events
 from store_servers import MongoServer, PostgresServer, mongo_server, postgres_server
 
 from llm_audit_langchain.errors import TraceNotFoundError
@@ -53,23 +52,6 @@ def stores(events: list[AuditEvent], tmp_path_factory: pytest.TempPathFactory,
     yield opened  # type: ignore[misc]
     for store in opened.values():
         store.close()
-
-
-def assert_same(left: Any, right: Any, where: str = "report") -> None:
-    """Equal, with floats equal to 1e-9 relative (sums run in different orders)."""
-    if isinstance(left, float) or isinstance(right, float):
-        assert isinstance(left, int | float) and isinstance(right, int | float), where
-        assert math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12), f"{where}: {left} {right}"
-    elif isinstance(left, dict):
-        assert isinstance(right, dict) and left.keys() == right.keys(), where
-        for key in left:
-            assert_same(left[key], right[key], f"{where}.{key}")
-    elif isinstance(left, list):
-        assert isinstance(right, list) and len(left) == len(right), f"{where}: length"
-        for number, (a, b) in enumerate(zip(left, right, strict=True)):
-            assert_same(a, b, f"{where}[{number}]")
-    else:
-        assert left == right, f"{where}: {left!r} != {right!r}"
 
 
 def test_three_backends_give_the_same_answers(stores: dict[str, AuditStore]) -> None:

@@ -4,6 +4,8 @@
     llm-audit show TRACE_ID --dir DIR        # the trace tree: timings, tokens, cost, decisions
     llm-audit verify DIR [--key K] [--anchor SEQ[:HASH]]   # check the hash-chained audit log
     llm-audit stats DIR                      # cost by model/day/user, latency, SLO rates (DuckDB)
+    llm-audit stats --from URI|DIR           # the store report from mongodb://, postgresql://
+    llm-audit show TRACE_ID --from URI|DIR   # a trace read from a store
     llm-audit replay TRACE_ID --dir DIR      # the replay plan: recorded answers, results, error
     llm-audit schema                         # the JSON Schema of the event model
 

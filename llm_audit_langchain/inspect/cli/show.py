@@ -7,10 +7,12 @@ import json
 import sys
 from typing import Any
 
+from ...errors import AuditError
 from ...events import AuditEvent, AuditEventType
 from ...replay.reading import ScanStats
 from .common import (
     EXIT_OK,
+    CliError,
     call_text,
     default_dir,
     json_flag,
@@ -53,7 +55,17 @@ def _show(args: argparse.Namespace) -> int:
     from ..tree import render_trace, trace_totals
 
     stats = ScanStats()
-    events = load_trace_events(args.dir, args.trace_id, stats)
+    if args.source:
+        from ..stores import read_trace
+
+        try:
+            events = read_trace(args.source, args.trace_id, table=args.table)
+        except (AuditError, FileNotFoundError):
+            raise
+        except Exception as exc:  # the driver's connection or query error
+            raise CliError(f"cannot read {args.source}: {type(exc).__name__}: {exc}") from None
+    else:
+        events = load_trace_events(args.dir, args.trace_id, stats)
     totals = trace_totals(events)
     errors = _errors(events)
     if args.json:
@@ -91,6 +103,10 @@ def add_parser(commands: Any) -> None:
     show = commands.add_parser("show", help="one trace as a tree with timings, cost, decisions")
     show.add_argument("trace_id", metavar="TRACE_ID", help="trace id (or a unique prefix)")
     show.add_argument("--dir", default=default_dir(), help="JSONL directory ($AUDIT_LOG_DIR)")
+    show.add_argument("--from", dest="source", metavar="URI|DIR", default=None,
+                      help="read from a store: mongodb://..., postgresql://... or a directory")
+    show.add_argument("--table", default="llm_audit",
+                      help="table or collection of the store given with --from")
     show.add_argument("--traceback", action="store_true", help="print error tracebacks")
     json_flag(show)
     show.set_defaults(func=_show)

@@ -14,9 +14,10 @@ The report's definitions are in ``report.py``; the SQL shared by DuckDB and Post
 
 from __future__ import annotations
 
+from ...events import AuditEvent
 from .base import AuditStore, is_store_uri
 
-__all__ = ["AuditStore", "is_store_uri", "open_store"]
+__all__ = ["AuditStore", "is_store_uri", "open_store", "read_trace"]
 
 
 def open_store(source: str, *, table: str = "llm_audit") -> AuditStore:
@@ -34,3 +35,13 @@ def open_store(source: str, *, table: str = "llm_audit") -> AuditStore:
     from .jsonl_store import JsonlStore
 
     return JsonlStore(source)
+
+
+def read_trace(source: str, trace_id: str, *, table: str = "llm_audit") -> list[AuditEvent]:
+    """One trace's events from a store URI or a JSONL file/directory (``open_store``), the
+    connection closed afterwards. ``TraceNotFoundError`` when no (or several) traces match."""
+    store = open_store(source, table=table)
+    try:
+        return store.trace_events(trace_id)
+    finally:
+        store.close()
