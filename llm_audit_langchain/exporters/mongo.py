@@ -266,6 +266,7 @@ def _utc(moment: datetime) -> datetime:
 def _document(record: dict[str, Any]) -> dict[str, Any]:
     """The MongoDB document: top-level fields with BSON dates, then data, error, version."""
     document = record.pop("document")
+    del record["document_json"]
     record["_id"] = record.pop("event_id")
     record["event_id"] = record["_id"]
     record["event_version"] = document["event_version"]

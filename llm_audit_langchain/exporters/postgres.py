@@ -381,11 +381,13 @@ class PostgresExporter:
 
 
 def _row(record: dict[str, Any]) -> tuple[Any, ...]:
-    document = orjson.dumps(record["document"]).decode("utf-8")
-    if "\\u0000" in document:  # PostgreSQL text and jsonb cannot hold NUL characters
-        document = document.replace("\\u0000", "\\ufffd")
+    encoded = record["document_json"] or orjson.dumps(record["document"])
+    document = encoded.decode("utf-8")
     values = [record[c] for c in TOP_LEVEL]
-    values = [v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v
-              for v in values]
+    # PostgreSQL text and jsonb cannot hold NUL characters; the document holds every text
+    # value of the row, so one look at it says whether any needs replacing.
+    if "\\u0000" in document:
+        document = document.replace("\\u0000", "\\ufffd")
+        values = [v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in values]
     values.append(document)
     return tuple(values)

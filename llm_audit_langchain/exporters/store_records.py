@@ -29,7 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
+
 from ..events import AuditEvent, event_to_dict
+from .jsonl import json_safe
 
 LargeFieldMode = Literal["compress", "truncate"]
 MARKER_KEY = "llm_audit_large_field"
@@ -101,7 +104,8 @@ def restore_large_fields(value: Any) -> Any:
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    """A top-level text value (PostgreSQL text cannot hold NUL: it becomes U+FFFD)."""
+    return None if value is None else str(value).replace("\x00", "\ufffd")
 
 
 def trace_owners(batch: Sequence[AuditEvent]) -> dict[str, tuple[str | None, str | None]]:
@@ -143,12 +147,21 @@ class OwnerBackfill:
 
 
 def store_records(batch: Sequence[AuditEvent], limiter: FieldLimiter) -> list[dict[str, Any]]:
-    """One record per event: the ``TOP_LEVEL`` values and ``"document"`` (the event's JSON
-    form with large fields replaced). ``timestamp``/``start_time`` stay ``datetime``."""
+    """One record per event: the ``TOP_LEVEL`` values, ``"document"`` (the event's JSON form
+    with large fields replaced) and ``"document_json"`` (its encoding, or None when fields were
+    replaced). ``timestamp``/``start_time`` stay ``datetime``."""
     owners = trace_owners(batch)
     records = []
     for event in batch:
-        document = limiter.limit(event_to_dict(event))
+        document = event_to_dict(event)
+        encoded: bytes | None
+        try:
+            encoded = orjson.dumps(document)
+        except (TypeError, orjson.JSONEncodeError):  # a value JSON cannot hold: its repr
+            document = json_safe(document)
+            encoded = orjson.dumps(document)
+        if len(encoded) > limiter.max_field_size:  # only then can one string be too large
+            document, encoded = limiter.limit(document), None
         data = event.data
         graph = data.get("langgraph")
         user_id, department = owners.get(event.trace_id, (None, None))
@@ -164,7 +177,7 @@ def store_records(batch: Sequence[AuditEvent], limiter: FieldLimiter) -> list[di
             "model": event.model, "provider": _text(data.get("provider")),
             "status": event.status, "cost_usd": event.cost_usd,
             "tokens_input": event.tokens_input, "tokens_output": event.tokens_output,
-            "latency_ms": event.latency_ms, "document": document,
+            "latency_ms": event.latency_ms, "document": document, "document_json": encoded,
         }
         records.append(record)
     return records
