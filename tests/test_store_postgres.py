@@ -297,3 +297,19 @@ def test_store_kpis(postgres_server: PostgresServer, exporter: PostgresExporter)
     assert kpis["growth_mb_per_day"] > 0 and kpis["bytes_per_event"] > 0
     assert set(kpis["levels"]) == {"write_latency_p95_ms", "size_mb", "growth_mb_per_month"}
     assert kpis["levels"]["size_mb"] == "ok"
+
+
+def test_store_kpis_as_opentelemetry_metrics(exporter: PostgresExporter) -> None:
+    from llm_audit_langchain.otel import AuditMetrics, observe_store
+
+    metrics = AuditMetrics(otlp=False)
+    observe_store(exporter, metrics.provider)
+    events = list(synthetic_events(10))
+    exporter.export(events)
+    snapshot = metrics.snapshot()
+    metrics.shutdown()
+    assert snapshot["audit_store_events_written"]["total"] == len(events)
+    assert snapshot["audit_store_failed_writes"]["total"] == 0
+    assert snapshot["audit_store_size"]["total"] > 0
+    assert snapshot["audit_store_write_latency_p95"]["points"][0]["attributes"] == {
+        "llm_audit.store": "postgres"}
