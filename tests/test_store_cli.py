@@ -92,3 +92,23 @@ def test_unreachable_store_is_a_clear_error(tmp_path: Path,
     source = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
     assert main(["stats", "--from", source]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_retention_job_drops_expired_partitions(postgres_server: PostgresServer,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    name = f"ret_{uuid.uuid4().hex[:8]}"
+    old = [e.model_copy(update={"timestamp": datetime.now(UTC) - timedelta(days=400)})
+           for e in synthetic_events(2)]
+    keeper = PostgresExporter(postgres_server.dsn, table=name, retention_days=None)
+    keeper.export(old)
+    keeper.shutdown()
+    month = f"{name}_p{datetime.now(UTC) - timedelta(days=400):%Y%m}"
+    argv = ["retention", "--from", postgres_server.dsn, "--table", name, "--json"]
+    assert main([*argv, "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["would_drop"] == [month]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dropped"] == [month] and month not in result["partitions"]
+    assert postgres_server.sql(f"SELECT count(*) FROM {name}") == [(0,)]

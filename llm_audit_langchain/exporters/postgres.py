@@ -248,27 +248,32 @@ class PostgresExporter:
             "WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname", [self.table]).fetchall()
         return [row[0] for row in rows]
 
-    def apply_retention(self, now: datetime | None = None) -> list[str]:
+    def apply_retention(self, now: datetime | None = None, *, dry_run: bool = False
+                        ) -> list[str]:
         """Drop every partition whose whole month is older than ``retention_days``; returns the
-        dropped names. A partition is dropped only once all its events have expired."""
+        dropped names (with ``dry_run``, the names it would drop). A partition is dropped only
+        once all its events have expired."""
         if self.retention_days is None:
             return []
         cutoff = (now or datetime.now(UTC)) - timedelta(days=self.retention_days)
         with self._lock:
             if not self._schema_ready:
                 self._ensure_schema()
-            dropped = []
+            expired = []
             for name in self._partition_names():
                 found = _PARTITION.search(name)
                 if found is None:
                     continue
                 start = datetime(int(found[1]), int(found[2]), 1, tzinfo=UTC)
                 if _next_month(start) <= cutoff:
-                    self._connection().execute(f"DROP TABLE IF EXISTS {name}")
-                    self._partitions.discard(name)
-                    dropped.append(name)
-            self.dropped_partitions.extend(dropped)
-            return dropped
+                    expired.append(name)
+            if dry_run:
+                return expired
+            for name in expired:
+                self._connection().execute(f"DROP TABLE IF EXISTS {name}")
+                self._partitions.discard(name)
+            self.dropped_partitions.extend(expired)
+            return expired
 
     # -- export -----------------------------------------------------------------------------
 

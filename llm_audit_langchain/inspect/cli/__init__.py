@@ -6,6 +6,7 @@
     llm-audit stats DIR                      # cost by model/day/user, latency, SLO rates (DuckDB)
     llm-audit stats --from URI|DIR           # the store report from mongodb://, postgresql://
     llm-audit show TRACE_ID --from URI|DIR   # a trace read from a store
+    llm-audit retention --from postgresql://...   # drop expired monthly partitions
     llm-audit replay TRACE_ID --dir DIR      # the replay plan: recorded answers, results, error
     llm-audit schema                         # the JSON Schema of the event model
 
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ...errors import AuditError
-from . import replay, show, stats, tail, verify
+from . import replay, retention, show, stats, tail, verify
 from .common import EXIT_ERROR, EXIT_OK, CliError
 
 Command = Callable[[argparse.Namespace], int]
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     schema = commands.add_parser("schema", help="print the JSON Schema of audit events")
     schema.set_defaults(func=_schema)
-    for command in (tail, show, verify, stats, replay):
+    for command in (tail, show, verify, stats, replay, retention):
         command.add_parser(commands)
     return parser
 
