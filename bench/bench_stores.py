@@ -56,9 +56,17 @@ def _events(count: int, seed: int) -> list[AuditEvent]:
 
 
 def _write(exporter: object, events: list[AuditEvent], batch: int) -> float:
+    """Seconds to export ``events``; a failed batch is retried, as the pipeline would."""
     started = time.perf_counter()
     for start in range(0, len(events), batch):
-        exporter.export(events[start:start + batch])  # type: ignore[attr-defined]
+        for attempt in range(5):
+            try:
+                exporter.export(events[start:start + batch])  # type: ignore[attr-defined]
+                break
+            except Exception as exc:
+                print(f"  (batch failed, retrying: {type(exc).__name__})")
+                if attempt == 4:
+                    raise
     return time.perf_counter() - started
 
 
@@ -73,7 +81,8 @@ def _row(name: str, mode: str, events: int, seconds: float, stats: dict[str, obj
           f"{'' if per_event is None else f'{per_event:6.0f} B/event'}")
 
 
-def ingest(pg: PostgresServer, mongo: MongoServer, root: Path, count: int) -> None:
+def ingest(pg: PostgresServer, mongo: MongoServer, root: Path, count: int,
+           mongo_count: int) -> None:
     events = _events(count, seed=1)
     jsonl = JsonlExporter(root / "ingest")
     baseline = count / _write(jsonl, events, BATCH)
@@ -87,10 +96,12 @@ def ingest(pg: PostgresServer, mongo: MongoServer, root: Path, count: int) -> No
         seconds = _write(store, sample, batch)
         _row("postgres", mode, len(sample), seconds, store.stats(), baseline)
         store.shutdown()
-    for mode, batch, sample in (("batched", BATCH, events), ("direct", BATCH, events),
-                                ("direct-1", 1, small)):
+    slice_ = events[:mongo_count]
+    for mode, batch, sample in (("batched", BATCH, slice_), ("direct", BATCH, slice_),
+                                ("direct-1", 1, small[: mongo_count // 10])):
         mongo_store = MongoExporter(mongo.uri, collection=f"bench_{mode.replace('-', '_')}",
-                                    write_mode="batched" if mode == "batched" else "direct")
+                                    write_mode="batched" if mode == "batched" else "direct",
+                                    timeout_s=60)
         mongo_store.ensure_indexes()
         seconds = _write(mongo_store, sample, batch)
         _row("mongodb", mode, len(sample), seconds, mongo_store.stats(), baseline)
@@ -103,7 +114,8 @@ def analytics(pg: PostgresServer, mongo: MongoServer, root: Path, count: int,
     MongoDB), then time the full report on each."""
     jsonl = JsonlExporter(root / "analytics")
     postgres = PostgresExporter(pg.dsn, table="bench_analytics", retention_days=None)
-    mongodb = MongoExporter(mongo.uri, collection="bench_analytics", retention_days=None)
+    mongodb = MongoExporter(mongo.uri, collection="bench_analytics", retention_days=None,
+                            timeout_s=120)
     loaded = {"jsonl": 0, "postgres": 0, "mongodb": 0}
     load_s = dict.fromkeys(loaded, 0.0)
     chunk: list[AuditEvent] = []
@@ -118,7 +130,7 @@ def analytics(pg: PostgresServer, mongo: MongoServer, root: Path, count: int,
             targets.append(("mongodb", mongodb))
         for name, exporter in targets:
             started = time.perf_counter()
-            exporter.export(chunk)
+            _write(exporter, chunk, len(chunk))
             load_s[name] += time.perf_counter() - started
             loaded[name] += len(chunk)
     sizes = {"postgres": postgres.stats()["bytes_per_event"],
@@ -142,6 +154,8 @@ def analytics(pg: PostgresServer, mongo: MongoServer, root: Path, count: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--mongo-events", type=int, default=10_000,
+                        help="events per write mode into nx-27017 (a slow Python server)")
     parser.add_argument("--analytics-events", type=int, default=1_000_000)
     parser.add_argument("--mongo-analytics-events", type=int, default=10_000,
                         help="nx-27017 is a Python test server: its aggregation takes ~1 ms "
@@ -154,7 +168,7 @@ def main() -> None:
         pg.start()
         mongo.start()
         print(f"batch size {BATCH}; PostgreSQL 15 (fsync=off test cluster); nx-27017")
-        ingest(pg, mongo, root, args.events)
+        ingest(pg, mongo, root, args.events, args.mongo_events)
         if args.analytics_events:
             analytics(pg, mongo, root, args.analytics_events, args.mongo_analytics_events)
     finally:
