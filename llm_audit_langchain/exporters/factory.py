@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -26,16 +27,10 @@ def exporters_from_config(config: AuditConfig) -> list[Exporter]:
             exporters.append(StdoutExporter())
         elif name == "memory":
             exporters.append(MemoryExporter())
-        elif name in ("mongodb", "mongo"):
-            from .mongo import MongoExporter
-
-            exporters.append(MongoExporter(config.mongo_uri,
-                                           retention_days=config.retention_days))
-        elif name in ("postgres", "postgresql"):
-            from .postgres import PostgresExporter
-
-            exporters.append(PostgresExporter(config.postgres_dsn,
-                                              retention_days=config.retention_days))
+        elif name == "mongodb":
+            exporters.append(import_module(".mongo", __package__).mongo_from_config(config))
+        elif name == "postgres":
+            exporters.append(import_module(".postgres", __package__).postgres_from_config(config))
         elif name != "none":
             raise ConfigError(
                 f"AUDIT_EXPORTER: unknown exporter {name!r}; use jsonl, stdout, memory, "

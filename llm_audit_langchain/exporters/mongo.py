@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError
 from ..events import AuditEvent
@@ -44,6 +44,9 @@ from .store_records import (
     OwnerBackfill,
     store_records,
 )
+
+if TYPE_CHECKING:
+    from ..config import AuditConfig
 
 WriteMode = Literal["batched", "direct"]
 _INSTALL_HINT = "MongoExporter needs pymongo: pip install 'llm-audit-langchain[mongo]'"
@@ -62,6 +65,11 @@ def _pymongo() -> Any:
     except ImportError as exc:
         raise ConfigError(_INSTALL_HINT) from exc
     return pymongo
+
+
+def mongo_from_config(config: AuditConfig) -> MongoExporter:
+    """``AUDIT_EXPORTER=mongodb``: ``AUDIT_MONGO_URI`` and ``AUDIT_RETENTION_DAYS``."""
+    return MongoExporter(config.mongo_uri, retention_days=config.retention_days)
 
 
 def check_uri(uri: str | None, variable: str = "uri (AUDIT_MONGO_URI)") -> dict[str, Any]:

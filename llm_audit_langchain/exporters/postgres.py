@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -59,6 +59,9 @@ from .store_records import (
     month_start,
     store_records,
 )
+
+if TYPE_CHECKING:
+    from ..config import AuditConfig
 
 WriteMode = Literal["batched", "direct"]
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
@@ -95,6 +98,11 @@ def check_dsn(dsn: str | None, variable: str = "dsn (AUDIT_POSTGRES_DSN)") -> di
     except psycopg.Error as exc:
         raise ConfigError(f"{variable}: invalid PostgreSQL DSN: {exc}") from None
     return params
+
+
+def postgres_from_config(config: AuditConfig) -> PostgresExporter:
+    """``AUDIT_EXPORTER=postgres``: ``AUDIT_POSTGRES_DSN`` and ``AUDIT_RETENTION_DAYS``."""
+    return PostgresExporter(config.postgres_dsn, retention_days=config.retention_days)
 
 
 def partition_name(table: str, month: datetime) -> str:
