@@ -60,6 +60,11 @@ def test_bad_uri_fails_at_construction_naming_the_variable(uri: str) -> None:
         MongoExporter(uri)
 
 
+def test_srv_uri_is_checked_without_a_dns_lookup() -> None:
+    store = MongoExporter("mongodb+srv://cluster0.example.invalid/audit")  # .invalid never resolves
+    store.shutdown()
+
+
 def test_environment_selects_mongodb(mongo_server: MongoServer,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUDIT_EXPORTER", "mongodb")

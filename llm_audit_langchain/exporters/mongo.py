@@ -79,8 +79,11 @@ def check_uri(uri: str | None, variable: str = "uri (AUDIT_MONGO_URI)") -> dict[
     pymongo = _pymongo()
     from pymongo.uri_parser import parse_uri
 
+    # A mongodb+srv:// URI would be resolved through DNS here; check its syntax as a plain
+    # URI instead, so building the exporter never waits on the network.
+    plain = "mongodb://" + uri[len("mongodb+srv://"):] if uri.startswith("mongodb+srv://") else uri
     try:
-        parsed: dict[str, Any] = parse_uri(uri, connect_timeout=1.0)
+        parsed: dict[str, Any] = parse_uri(plain)
     except (pymongo.errors.InvalidURI, pymongo.errors.ConfigurationError, ValueError) as exc:
         raise ConfigError(f"{variable}: invalid MongoDB URI: {exc}") from None
     return parsed
