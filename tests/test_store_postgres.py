@@ -313,3 +313,26 @@ def test_store_kpis_as_opentelemetry_metrics(exporter: PostgresExporter) -> None
     assert snapshot["audit_store_size"]["total"] > 0
     assert snapshot["audit_store_write_latency_p95"]["points"][0]["attributes"] == {
         "llm_audit.store": "postgres"}
+
+
+def test_a_writer_role_without_create_writes_to_a_provisioned_table(
+        postgres_server: PostgresServer, table: str) -> None:
+    admin = PostgresExporter(postgres_server.dsn, table=table)
+    admin.ensure_schema(months_ahead=1)  # what a DBA runs once
+    admin.shutdown()
+    role = f"writer_{uuid.uuid4().hex[:8]}"
+    postgres_server.sql(f"CREATE ROLE {role} LOGIN")
+    postgres_server.sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    postgres_server.sql(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {role}")
+    postgres_server.sql(f"GRANT SELECT ON {table}_template TO {role}")
+    try:
+        writer = PostgresExporter(postgres_server.dsn_for(role), table=table,
+                                  retention_days=None)
+        events = [e.model_copy(update={"timestamp": datetime.now(UTC)})
+                  for e in synthetic_events(3)]
+        writer.export(events)
+        writer.export(events)
+        writer.shutdown()
+    finally:
+        postgres_server.sql("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    assert sorted(stored_ids(postgres_server, table)) == sorted(e.event_id for e in events)

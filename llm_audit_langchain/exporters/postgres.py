@@ -200,14 +200,27 @@ class PostgresExporter:
 
     # -- schema -----------------------------------------------------------------------------
 
-    def ensure_schema(self) -> None:
-        """Create the table, its indexes and this month's partition if missing (idempotent)."""
+    def ensure_schema(self, months_ahead: int = 0) -> None:
+        """Create the table, its indexes, this month's partition and ``months_ahead`` more if
+        missing (idempotent). An administrator can run it so that the writing role needs no
+        ``CREATE`` privilege until the next month without a partition."""
         with self._lock:
             self._ensure_schema()
+            month = month_start(datetime.now(UTC))
+            for _ in range(months_ahead):
+                month = _next_month(month)
+                self._ensure_partition(month)
 
     def _ensure_schema(self) -> None:
         conn = self._connection()
         t = self.table
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT "
+                              "NULL", [t, f"{t}_template"]).fetchone()[0]
+        if exists:  # provisioned already (perhaps by a role the writer is not): no DDL
+            self._create_stage(conn)
+            self._schema_ready = True
+            self._ensure_partition(month_start(datetime.now(UTC)))
+            return
         statements = [
             f"CREATE TABLE IF NOT EXISTS {t} ({_COLUMNS}) PARTITION BY RANGE (\"timestamp\")",
             # A plain table with the same columns: the per-connection COPY staging table is
@@ -235,6 +248,9 @@ class PostgresExporter:
         if name in self._partitions:
             return
         conn = self._connection()
+        if conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]:
+            self._partitions.add(name)
+            return
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"llm_audit:{name}"])
             # DDL takes no parameters; both bounds are dates this code formats.
