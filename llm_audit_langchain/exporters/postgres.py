@@ -216,11 +216,6 @@ class PostgresExporter:
         t = self.table
         exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT "
                               "NULL", [t, f"{t}_template"]).fetchone()[0]
-        if exists:  # provisioned already (perhaps by a role the writer is not): no DDL
-            self._create_stage(conn)
-            self._schema_ready = True
-            self._ensure_partition(month_start(datetime.now(UTC)))
-            return
         statements = [
             f"CREATE TABLE IF NOT EXISTS {t} ({_COLUMNS}) PARTITION BY RANGE (\"timestamp\")",
             # A plain table with the same columns: the per-connection COPY staging table is
@@ -234,11 +229,17 @@ class PostgresExporter:
         if self.gin_index:
             statements.append(f"CREATE INDEX IF NOT EXISTS {t}_data_gin ON {t} "
                               "USING gin ((document->'data') jsonb_path_ops)")
-        with conn.transaction():
-            # Several processes may start at once: one creates, the others find it done.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"llm_audit:{t}"])
-            for statement in statements:
-                conn.execute(statement)
+        try:
+            with conn.transaction():
+                # Several processes may start at once: one creates, the others find it done.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"llm_audit:{t}"])
+                for statement in statements:
+                    conn.execute(statement)
+        except _psycopg().errors.InsufficientPrivilege:
+            if not exists:
+                raise
+            # Provisioned by an administrator; this role may only write (its indexes are
+            # whatever the administrator created).
         self._create_stage(conn)
         self._schema_ready = True
         self._ensure_partition(month_start(datetime.now(UTC)))
