@@ -7,7 +7,8 @@ The table (created at the first export, idempotently, under an advisory lock)::
     event_id text, "timestamp" timestamptz, start_time timestamptz, event_type text,
     trace_id, span_id, parent_span_id, run_id, user_id, department, thread_id, agent,
     action, node, model, provider, status text, cost_usd float8, tokens_input/output int8,
-    latency_ms float8, document jsonb       -- the whole event, large fields marked
+    latency_ms float8, is_root bool, error_type text,
+    document jsonb                          -- the whole event, large fields marked
     PRIMARY KEY (event_id, "timestamp")     PARTITION BY RANGE ("timestamp"), one per month
 
 The primary key makes a retried batch harmless: rows already stored are skipped
@@ -74,7 +75,8 @@ _COLUMNS = """
     parent_span_id text, run_id text, user_id text, department text, thread_id text,
     agent text, action text, node text, model text, provider text, status text,
     cost_usd double precision, tokens_input bigint, tokens_output bigint,
-    latency_ms double precision, document jsonb NOT NULL,
+    latency_ms double precision, is_root boolean NOT NULL DEFAULT false, error_type text,
+    document jsonb NOT NULL,
     PRIMARY KEY (event_id, "timestamp")
 """
 

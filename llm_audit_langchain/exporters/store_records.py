@@ -4,7 +4,8 @@ on as top-level columns, the rest as one document, and no field larger than ``ma
 Shared by ``MongoExporter`` and ``PostgresExporter`` so both stores hold the same record:
 
 - top level (``TOP_LEVEL``): ids, times, event type, status, model, provider, cost, tokens,
-  latency, agent/node, and the run's ``user_id``, ``department`` and ``thread_id``. User and
+  latency, agent/node, the run's ``user_id``, ``department`` and ``thread_id``, ``is_root``
+  (the trace's root run: a request) and ``error_type``. User and
   department come from the caller's ``config["metadata"]``, which only the trace's root event
   carries; the exporter copies them to every event of that trace in the same batch, and
   back-fills the trace's rows stored by earlier batches (:class:`OwnerBackfill`).
@@ -41,7 +42,7 @@ DEFAULT_MAX_FIELD_SIZE = 10_240
 TOP_LEVEL = ("event_id", "timestamp", "start_time", "event_type", "trace_id", "span_id",
              "parent_span_id", "run_id", "user_id", "department", "thread_id", "agent",
              "action", "node", "model", "provider", "status", "cost_usd", "tokens_input",
-             "tokens_output", "latency_ms")
+             "tokens_output", "latency_ms", "is_root", "error_type")
 
 
 @dataclass
@@ -177,7 +178,11 @@ def store_records(batch: Sequence[AuditEvent], limiter: FieldLimiter) -> list[di
             "model": event.model, "provider": _text(data.get("provider")),
             "status": event.status, "cost_usd": event.cost_usd,
             "tokens_input": event.tokens_input, "tokens_output": event.tokens_output,
-            "latency_ms": event.latency_ms, "document": document, "document_json": encoded,
+            "latency_ms": event.latency_ms,
+            # the trace's root run (a request, for analytics) and the error's class
+            "is_root": event.start_time is not None and data.get("trace_root") is True,
+            "error_type": _text(event.error.type) if event.error is not None else None,
+            "document": document, "document_json": encoded,
         }
         records.append(record)
     return records

@@ -30,7 +30,7 @@ from .report import (
 )
 
 _LLM = {"event_type": {"$in": list(LLM_TYPES)}}
-_ROOT = {"start_time": {"$ne": None}, "data.trace_root": True}
+_ROOT = {"is_root": True}
 _KEYS: dict[str, Any] = {
     "user": {"$ifNull": ["$user_id", UNKNOWN]},
     "department": {"$ifNull": ["$department", UNKNOWN]},
@@ -115,8 +115,7 @@ class MongoStore:
         return rows
 
     def _summary(self) -> dict[str, Any]:
-        is_root = {"$and": [{"$ne": ["$start_time", None]},
-                            {"$eq": ["$data.trace_root", True]}]}
+        is_root = {"$eq": ["$is_root", True]}
         rows = self._aggregate([{"$group": {
             "_id": None, "events": {"$sum": 1},
             "requests": _count_if(is_root),
@@ -171,7 +170,7 @@ class MongoStore:
             "guardrail_interventions": self.collection.count_documents(
                 {"event_type": "llm.guardrail"}),
             "rate_limited": self.collection.count_documents(
-                {"event_type": "llm.error", "error.type": {"$regex": pattern, "$options": "i"}}),
+                {"event_type": "llm.error", "error_type": {"$regex": pattern, "$options": "i"}}),
         }
 
     def report(self, *, top: int = 10) -> dict[str, Any]:

@@ -32,13 +32,9 @@ class PostgresStore:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def report(self, *, top: int = 10) -> dict[str, Any]:
-        events = (
-            "(SELECT event_id, \"timestamp\", event_type, trace_id, user_id, department, "
-            "model, provider, status, cost_usd, tokens_input, tokens_output, latency_ms, "
-            "COALESCE(start_time IS NOT NULL AND document->'data'->>'trace_root' = 'true', "
-            f"false) AS is_root, document->'error'->>'type' AS error_type FROM {self.table}"
-            ") AS events")
-        return sql_report(self._fetch, events, top)
+        # The table has the relation's columns (is_root and error_type are stored, so the
+        # queries never read the JSONB document).
+        return sql_report(self._fetch, self.table, top)
 
     def trace_events(self, trace_id: str) -> list[AuditEvent]:
         prefix = trace_prefix(trace_id)
