@@ -68,9 +68,11 @@ def synthetic_trace(rng: random.Random, when: datetime) -> list[AuditEvent]:
     if rng.random() < 0.05:
         event(AuditEventType.LLM_GUARDRAIL, "guardrail", status="error",
               data={"reason": "GUARDRAIL_INTERVENED"})
-    if rng.random() < 0.2:
-        event(AuditEventType.CUSTOM, "sanitizer", data={"sanitizer_hits": {
-            rng.choice(("email", "credit_card", "phone")): rng.randint(1, 3)}})
+    if rng.random() < 0.2:  # what the sanitizer leaves in place of personal data
+        kind = rng.choice(("EMAIL", "CREDIT_CARD", "PHONE"))
+        markers = [f"[REDACTED_{kind}:{_hex(rng, 12)}]" for _ in range(rng.randint(1, 3))]
+        event(AuditEventType.CUSTOM, "user_message", data={"text": " and ".join(markers),
+                                                            "plain": "[REDACTED_SECRET]"})
     event(AuditEventType.TOOL_RESULT, "get_weather", latency_ms=rng.uniform(1, 20),
           start_time=clock, data={"langgraph": {"node": "tools", "step": 2}})
     total = sum(e.latency_ms or 0.0 for e in events) + rng.uniform(1, 30)

@@ -4,6 +4,7 @@ PostgreSQL and MongoDB (nx-27017) give the same report, and every back-end reads
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -85,6 +86,10 @@ def test_the_report_matches_the_events(stores: dict[str, AuditStore],
     errors = sum(1 for e in llm if e.status == "error")
     assert report["security"]["rate_limited"] == errors > 0  # RateLimitError in the fixtures
     assert report["providers"][0].keys() >= {"provider", "calls", "error_rate", "p95_ms"}
+    texts = [str(e.data.get("text", "")) + str(e.data.get("plain", "")) for e in events]
+    expected = Counter(kind for text in texts for kind in re.findall(r"\[REDACTED_([A-Z_]+)", text))
+    assert report["security"]["redactions_by_kind"] == dict(sorted(expected.items()))
+    assert set(expected) == {"EMAIL", "CREDIT_CARD", "PHONE", "SECRET"}
 
 
 def test_every_backend_reads_a_trace(stores: dict[str, AuditStore],

@@ -7,7 +7,7 @@ The table (created at the first export, idempotently, under an advisory lock)::
     event_id text, "timestamp" timestamptz, start_time timestamptz, event_type text,
     trace_id, span_id, parent_span_id, run_id, user_id, department, thread_id, agent,
     action, node, model, provider, status text, cost_usd float8, tokens_input/output int8,
-    latency_ms float8, is_root bool, error_type text,
+    latency_ms float8, is_root bool, error_type text, redactions jsonb,
     document jsonb                          -- the whole event, large fields marked
     PRIMARY KEY (event_id, "timestamp")     PARTITION BY RANGE ("timestamp"), one per month
 
@@ -76,7 +76,7 @@ _COLUMNS = """
     agent text, action text, node text, model text, provider text, status text,
     cost_usd double precision, tokens_input bigint, tokens_output bigint,
     latency_ms double precision, is_root boolean NOT NULL DEFAULT false, error_type text,
-    document jsonb NOT NULL,
+    redactions jsonb, document jsonb NOT NULL,
     PRIMARY KEY (event_id, "timestamp")
 """
 
@@ -412,10 +412,15 @@ class PostgresExporter:
             self._discard_connection()
 
 
+_REDACTIONS = TOP_LEVEL.index("redactions")
+
+
 def _row(record: dict[str, Any]) -> tuple[Any, ...]:
     encoded = record["document_json"] or orjson.dumps(record["document"])
     document = encoded.decode("utf-8")
     values = [record[c] for c in TOP_LEVEL]
+    if values[_REDACTIONS] is not None:
+        values[_REDACTIONS] = orjson.dumps(values[_REDACTIONS]).decode("ascii")
     # PostgreSQL text and jsonb cannot hold NUL characters; the document holds every text
     # value of the row, so one look at it says whether any needs replacing.
     if "\\u0000" in document:

@@ -5,7 +5,8 @@ Shared by ``MongoExporter`` and ``PostgresExporter`` so both stores hold the sam
 
 - top level (``TOP_LEVEL``): ids, times, event type, status, model, provider, cost, tokens,
   latency, agent/node, the run's ``user_id``, ``department`` and ``thread_id``, ``is_root``
-  (the trace's root run: a request) and ``error_type``. User and
+  (the trace's root run: a request), ``error_type`` and ``redactions`` (sanitizer markers in
+  the event, by kind). User and
   department come from the caller's ``config["metadata"]``, which only the trace's root event
   carries; the exporter copies them to every event of that trace in the same batch, and
   back-fills the trace's rows stored by earlier batches (:class:`OwnerBackfill`).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -42,7 +44,11 @@ DEFAULT_MAX_FIELD_SIZE = 10_240
 TOP_LEVEL = ("event_id", "timestamp", "start_time", "event_type", "trace_id", "span_id",
              "parent_span_id", "run_id", "user_id", "department", "thread_id", "agent",
              "action", "node", "model", "provider", "status", "cost_usd", "tokens_input",
-             "tokens_output", "latency_ms", "is_root", "error_type")
+             "tokens_output", "latency_ms", "is_root", "error_type", "redactions")
+
+REDACTION = re.compile(rb"\[REDACTED_([A-Z0-9_]+)[\]:]")
+"""The sanitizer's markers (``[REDACTED_EMAIL]``, ``[REDACTED_EMAIL:tag]``), found in an
+event's JSON; their kinds become the ``redactions`` field: ``[{"kind": "EMAIL", "count": 2}]``."""
 
 
 @dataclass
@@ -161,6 +167,7 @@ def store_records(batch: Sequence[AuditEvent], limiter: FieldLimiter) -> list[di
         except (TypeError, orjson.JSONEncodeError):  # a value JSON cannot hold: its repr
             document = json_safe(document)
             encoded = orjson.dumps(document)
+        redactions = _redactions(encoded)
         if len(encoded) > limiter.max_field_size:  # only then can one string be too large
             document, encoded = limiter.limit(document), None
         data = event.data
@@ -182,10 +189,22 @@ def store_records(batch: Sequence[AuditEvent], limiter: FieldLimiter) -> list[di
             # the trace's root run (a request, for analytics) and the error's class
             "is_root": event.start_time is not None and data.get("trace_root") is True,
             "error_type": _text(event.error.type) if event.error is not None else None,
+            "redactions": redactions,
             "document": document, "document_json": encoded,
         }
         records.append(record)
     return records
+
+
+def _redactions(encoded: bytes) -> list[dict[str, Any]] | None:
+    """What the sanitizer redacted in one event, by kind (None when nothing)."""
+    if b"[REDACTED_" not in encoded:
+        return None
+    counts: dict[str, int] = {}
+    for kind in REDACTION.findall(encoded):
+        name = kind.decode("ascii")
+        counts[name] = counts.get(name, 0) + 1
+    return [{"kind": k, "count": n} for k, n in sorted(counts.items())] or None
 
 
 def month_start(moment: datetime) -> datetime:

@@ -39,8 +39,15 @@ SELECT j->>'$.event_id' AS event_id,
        TRY_CAST(j->>'$.latency_ms' AS DOUBLE) AS latency_ms,
        COALESCE(j->>'$.start_time' IS NOT NULL AND j->>'$.data.trace_root' = 'true', false)
            AS is_root,
-       j->>'$.error.type' AS error_type
+       j->>'$.error.type' AS error_type,
+       regexp_extract_all(j, '\\[REDACTED_([A-Z0-9_]+)[\\]:]', 1) AS redaction_kinds
 FROM raw
+"""
+
+# The same markers ``store_records.REDACTION`` counts when a database exporter writes.
+_REDACTIONS = """
+SELECT kind, count(*) AS n FROM (SELECT unnest(redaction_kinds) AS kind FROM events) AS k
+GROUP BY kind
 """
 
 
@@ -76,7 +83,7 @@ class JsonlStore:
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-            return sql_report(fetch, "events", top)
+            return sql_report(fetch, "events", _REDACTIONS, top)
         finally:
             con.close()
 

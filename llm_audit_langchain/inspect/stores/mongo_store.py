@@ -193,6 +193,9 @@ class MongoStore:
             "provider_errors": [_nullable_sums(r, "cost_usd") for r in provider_errors],
             "top_traces": self._top_traces(top),
             "security": self._security(),
+            "redactions": {r["_id"]: r["n"] for r in self._aggregate([
+                {"$match": {"redactions": {"$ne": None}}}, {"$unwind": "$redactions"},
+                {"$group": {"_id": "$redactions.kind", "n": {"$sum": "$redactions.count"}}}])},
         }
         return assemble(parts, top)
 

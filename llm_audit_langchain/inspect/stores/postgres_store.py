@@ -34,7 +34,10 @@ class PostgresStore:
     def report(self, *, top: int = 10) -> dict[str, Any]:
         # The table has the relation's columns (is_root and error_type are stored, so the
         # queries never read the JSONB document).
-        return sql_report(self._fetch, self.table, top)
+        redactions = (f"SELECT r->>'kind' AS kind, CAST(sum(CAST(r->>'count' AS BIGINT)) AS "
+                      f"BIGINT) AS n FROM {self.table}, jsonb_array_elements(redactions) AS r "
+                      "WHERE redactions IS NOT NULL GROUP BY 1")
+        return sql_report(self._fetch, self.table, redactions, top)
 
     def trace_events(self, trace_id: str) -> list[AuditEvent]:
         prefix = trace_prefix(trace_id)

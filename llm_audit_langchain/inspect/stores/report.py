@@ -16,8 +16,9 @@ Definitions:
   ``TOKEN_BUCKETS`` (each bucket named by its lower bound);
 - rates: failed requests / requests, LLM errors / LLM calls, retries (``agent.retry`` or any
   event with status ``retry``) / requests;
-- security: ``llm.guardrail`` events, and LLM errors whose error type names a rate limit or
-  throttling (``RATE_LIMIT_PATTERNS``, case-insensitive).
+- security: ``llm.guardrail`` events, LLM errors whose error type names a rate limit or
+  throttling (``RATE_LIMIT_PATTERNS``, case-insensitive), and the sanitizer's redaction markers
+  (``[REDACTED_<KIND>]``) in the stored events, counted by kind.
 
 Report keys: ``events``, ``traces``, ``requests``, ``total_cost_usd``, ``events_by_type``,
 ``cost_by`` (``user``, ``department``, ``model``, ``provider``, ``day``: rows of ``key``,
@@ -68,7 +69,7 @@ def _providers(errors: list[dict[str, Any]], latency: list[dict[str, Any]]
 def assemble(parts: dict[str, Any], top: int) -> dict[str, Any]:
     """The report from a back-end's parts (``summary``, ``events_by_type``, ``cost_by``,
     ``requests_by_hour``, ``tokens_per_request``, ``latency_ms``, ``provider_errors``,
-    ``top_traces``, ``security``), ordered the same way whatever the back-end."""
+    ``top_traces``, ``security``, ``redactions``), ordered the same way whatever the back-end."""
     summary = parts["summary"]
     requests = summary["requests"]
     return {
@@ -90,7 +91,8 @@ def assemble(parts: dict[str, Any], top: int) -> dict[str, Any]:
             "retry_rate": _ratio(summary["retries"], requests),
         },
         "top_traces": sorted(parts["top_traces"], key=_cost_order)[:top],
-        "security": parts["security"],
+        "security": {**parts["security"],
+                     "redactions_by_kind": dict(sorted(parts["redactions"].items()))},
     }
 
 

@@ -106,9 +106,11 @@ FROM {{events}}
 """
 
 
-def sql_report(fetch: Fetch, events: str, top: int = 10) -> dict[str, Any]:
+def sql_report(fetch: Fetch, events: str, redactions: str, top: int = 10) -> dict[str, Any]:
     """The report (``report.assemble``) from queries run by ``fetch``; ``events`` is the SQL
-    for the relation (a table name or a parenthesised subquery with an alias)."""
+    for the relation (a table name or a parenthesised subquery with an alias); ``redactions``
+    the back-end's query of sanitizer redactions by kind (columns ``kind``, ``n``): the one
+    query whose SQL differs (a JSONB array in PostgreSQL, a regex over the line in DuckDB)."""
 
     def run(sql: str, **names: Any) -> list[dict[str, Any]]:
         return fetch(sql.format(events=events, **names))
@@ -123,5 +125,6 @@ def sql_report(fetch: Fetch, events: str, top: int = 10) -> dict[str, Any]:
         "provider_errors": run(PROVIDER_ERRORS),
         "top_traces": run(TOP_TRACES, top=int(top)),
         "security": run(SECURITY)[0],
+        "redactions": {r["kind"]: r["n"] for r in fetch(redactions)},
     }
     return assemble(parts, top)
