@@ -13,6 +13,8 @@ exporter's ``export`` in batches of ``AUDIT_BATCH_SIZE`` (512) on one thread: th
   MongoDB ``w=1`` / ``w=majority, j=true``); "direct-1" is direct with one event per batch,
   what a store written synchronously per event would cost.
 - write p95: per ``export`` call (one batch), from ``exporter.stats()``.
+- agent: CPU per agent run (2 LLM calls, 1 tool call, every trace kept) with JSONL or a store
+  as the exporter: what a store adds to the process, worker thread included.
 - analytics: wall time of the whole report (``inspect.stores``) over ``--analytics-events``
   (JSONL, PostgreSQL) and ``--mongo-analytics-events`` (nx-27017 aggregates in Python, about
   a millisecond per document per pipeline: its times say nothing about a real mongod).
@@ -32,9 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from graphs import weather_agent
+from langchain_core.messages import HumanMessage
 from store_events import synthetic_events
 from store_servers import MongoServer, PostgresServer
 
+from llm_audit_langchain import AuditCallbackHandler, AuditConfig
 from llm_audit_langchain.events import AuditEvent
 from llm_audit_langchain.exporters import (
     JsonlExporter,
@@ -151,12 +156,44 @@ def analytics(pg: PostgresServer, mongo: MongoServer, root: Path, count: int,
               f"full report {seconds:7.2f} s  ({report['requests']:,} requests)")
 
 
+def agent_runs(pg: PostgresServer, mongo: MongoServer, root: Path, runs: int) -> None:
+    """The agent's side: CPU time per run (all threads, so the worker's export counts) with
+    every trace kept (``AUDIT_DEBUG``), JSONL vs a store as the only exporter, runs interleaved
+    in rounds so machine noise hits each alike."""
+    graph = weather_agent()
+    message = {"messages": [HumanMessage("What is the weather in Paris?")]}
+    sinks = {
+        "jsonl": lambda: JsonlExporter(root / "agent"),
+        "postgres": lambda: PostgresExporter(pg.dsn, table="bench_agent"),
+        "mongodb": lambda: MongoExporter(mongo.uri, collection="bench_agent", timeout_s=60),
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in sinks}
+    for _ in range(5):
+        for name, make in sinks.items():
+            handler = AuditCallbackHandler(exporters=[make()],
+                                           config=AuditConfig(debug=True, flush_interval_ms=50))
+            started = time.process_time()
+            for _ in range(runs):
+                graph.invoke(message, config={"callbacks": [handler],
+                                              "metadata": {"user_id": "u-1"}})
+            handler.flush(timeout=120)
+            cpu[name].append((time.process_time() - started) / runs * 1000)
+            handler.shutdown(timeout=10)
+    base = sorted(cpu["jsonl"])[2]
+    for name, values in cpu.items():
+        median = sorted(values)[2]
+        print(f"agent     {name:<9} {median:6.2f} ms CPU per run (all threads, every trace "
+              f"kept)  {median / base:5.2f}x of jsonl")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--mongo-events", type=int, default=10_000,
                         help="events per write mode into nx-27017 (a slow Python server)")
     parser.add_argument("--analytics-events", type=int, default=1_000_000)
+    parser.add_argument("--agent-runs", type=int, default=40,
+                        help="agent runs per round for the CPU-per-run comparison (0: skip)")
     parser.add_argument("--mongo-analytics-events", type=int, default=10_000,
                         help="nx-27017 is a Python test server: its aggregation takes ~1 ms "
                              "per document per pipeline, so it gets a slice")
@@ -168,6 +205,8 @@ def main() -> None:
         pg.start()
         mongo.start()
         print(f"batch size {BATCH}; PostgreSQL 15 (fsync=off test cluster); nx-27017")
+        if args.agent_runs:
+            agent_runs(pg, mongo, root, args.agent_runs)
         ingest(pg, mongo, root, args.events, args.mongo_events)
         if args.analytics_events:
             analytics(pg, mongo, root, args.analytics_events, args.mongo_analytics_events)
