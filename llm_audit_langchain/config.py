@@ -30,6 +30,9 @@ Values are case-insensitive and an empty variable means its default. A value we 
 raises ``ConfigError`` naming the variable (or the argument), the value and what is allowed; so
 does an unknown ``AuditConfig`` argument. An ``AUDIT_*`` variable that is not one of ours but
 close to one (``AUDIT_DEGUB``) is reported once with a warning.
+| ``AUDIT_MONGO_URI`` | — | ``MongoExporter``'s ``mongodb://`` URI (``AUDIT_EXPORTER=mongodb``) |
+| ``AUDIT_POSTGRES_DSN`` | — | ``PostgresExporter``'s DSN (``AUDIT_EXPORTER=postgres``) |
+| ``AUDIT_RETENTION_DAYS`` | ``90`` | how long the database stores keep events |
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class AuditConfig(BaseSettings):
     fsync: bool = False
     shutdown_timeout_s: float = Field(default=5.0, ge=0)
     keep_first_traces: int = Field(default=3, ge=0)
+    mongo_uri: str | None = None
+    postgres_dsn: str | None = None
+    retention_days: int = Field(default=90, ge=1)
     retry_initial_backoff_s: float = Field(default=0.1, gt=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
     # Settings of the sinks selected by name in ``exporter`` (exporters/registry.py).

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from typing import TYPE_CHECKING
+
 from .base import Exporter, ExportResult
 from .jsonl import JsonlExporter
 from .memory import MemoryExporter
@@ -17,9 +19,12 @@ from .stdout import StdoutExporter
 if TYPE_CHECKING:
     from .cloudwatch import CloudWatchExporter
     from .kafka import KafkaExporter
+    from .mongo import MongoExporter
+    from .postgres import PostgresExporter
 
 # Sinks with an optional dependency: name -> (module, pip extra).
-_OPTIONAL = {"CloudWatchExporter": ("cloudwatch", "aws"), "KafkaExporter": ("kafka", "kafka")}
+_OPTIONAL = {"CloudWatchExporter": ("cloudwatch", "aws"), "KafkaExporter": ("kafka", "kafka"),
+             "MongoExporter": ("mongo", "mongo"), "PostgresExporter": ("postgres", "postgres")}
 
 
 def __getattr__(name: str) -> Any:
@@ -40,6 +45,8 @@ __all__ = [
     "JsonlExporter",
     "KafkaExporter",
     "MemoryExporter",
+    "MongoExporter",
+    "PostgresExporter",
     "StdoutExporter",
     "available_exporters",
     "exporters_from_config",

@@ -94,7 +94,9 @@ BUILTIN: dict[str, Callable[[AuditConfig], Exporter]] = {
     "cloudwatch": _Lazy(f"{_PACKAGE}.exporters.cloudwatch:cloudwatch_from_config", "aws",
                         _from_config),
     "kafka": _Lazy(f"{_PACKAGE}.exporters.kafka:kafka_from_config", "kafka", _from_config),
-    # The stores go here: "mongodb": _Lazy(...), "postgres": _Lazy(...).
+    "mongodb": _Lazy(f"{_PACKAGE}.exporters.mongo:mongo_from_config", "mongo", _from_config),
+    "postgres": _Lazy(f"{_PACKAGE}.exporters.postgres:postgres_from_config", "postgres",
+                      _from_config),
 }
 """Name → builder of every built-in sink (``none`` selects nothing)."""
 

@@ -23,12 +23,14 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 from .exporter import OtlpExporter, otel_resource, otlp_span_exporter
 from .metrics import AuditMetrics
 from .spans import SpanMapper, event_attributes, spans_of
+from .store_metrics import observe_store
 
 __all__ = [
     "AuditMetrics",
     "OtlpExporter",
     "SpanMapper",
     "event_attributes",
+    "observe_store",
     "otel_resource",
     "otlp_span_exporter",
     "spans_of",

@@ -5,6 +5,9 @@
     llm-audit tail [--type T] [--status S] [--user U] [--once]   # follow new events
     llm-audit verify [--key K] [--anchor SEQ[:HASH]]   # check the hash-chained audit log
     llm-audit stats                          # cost by model/day/user, latency, SLO rates (DuckDB)
+    llm-audit stats --from URI|DIR           # the store report from mongodb://, postgresql://
+    llm-audit show TRACE_ID --from URI|DIR   # a trace read from a store
+    llm-audit retention --from postgresql://...   # drop expired monthly partitions
     llm-audit replay TRACE_ID                # the replay plan: recorded answers, results, error
     llm-audit slo [--check]                  # SLOs: value, target, budget left, burn rates
     llm-audit alerts export-prometheus       # the alert rules as a Prometheus rules file
@@ -29,7 +32,20 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ...errors import AuditError
-from . import alerts, open_calls, replay, report, show, slo, stats, tail, traces, ui, verify
+from . import (
+    alerts,
+    open_calls,
+    replay,
+    report,
+    retention,
+    show,
+    slo,
+    stats,
+    tail,
+    traces,
+    ui,
+    verify,
+)
 from .common import EXIT_ERROR, EXIT_OK, CliError, json_flag
 
 Command = Callable[[argparse.Namespace], int]
@@ -62,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(schema)  # the schema is JSON either way; accepted like every command's
     schema.set_defaults(func=_schema)
     for command in (traces, tail, show, verify, stats, replay, report, ui, slo, alerts,
-                    open_calls):
+                    open_calls, retention):
         command.add_parser(commands)
     return parser
 

@@ -7,12 +7,14 @@ import json
 import sys
 from typing import Any
 
+from ...errors import AuditError
 from ...events import AuditEvent, AuditEventType
 from ...replay.reading import ScanStats
 from ..trace_list import summarize
 from . import terminal
 from .common import (
     EXIT_OK,
+    CliError,
     call_text,
     default_dir,
     existing_dir,
@@ -59,7 +61,17 @@ def _show(args: argparse.Namespace) -> int:
     if len(directories) > 1:
         return _show_across(args.trace_id, directories, args.json)
     stats = ScanStats()
-    events = load_trace_events(directories[0], args.trace_id, stats)
+    if args.source:
+        from ..stores import read_trace
+
+        try:
+            events = read_trace(args.source, args.trace_id, table=args.table)
+        except (AuditError, FileNotFoundError):
+            raise
+        except Exception as exc:  # the driver's connection or query error
+            raise CliError(f"cannot read {args.source}: {type(exc).__name__}: {exc}") from None
+    else:
+        events = load_trace_events(directories[0], args.trace_id, stats)
     totals = trace_totals(events)
     errors = _errors(events)
     [summary] = summarize(e.model_dump(mode="json") for e in events)
@@ -145,6 +157,10 @@ def add_parser(commands: Any) -> None:
                       "reconstructed")
     show.add_argument("--io", action="store_true",
                       help="print the run's input and final answer")
+    show.add_argument("--from", dest="source", metavar="URI|DIR", default=None,
+                      help="read from a store: mongodb://..., postgresql://... or a directory")
+    show.add_argument("--table", default="llm_audit",
+                      help="table or collection of the store given with --from")
     show.add_argument("--traceback", action="store_true", help="print error tracebacks")
     json_flag(show)
     show.set_defaults(func=_show)

@@ -1,4 +1,5 @@
-"""Cost, latency and SLO rates over a directory (DuckDB)."""
+"""Cost, latency and SLO rates over a directory (DuckDB); with ``--from URI|DIR`` the store
+report (``inspect/stores``) from MongoDB, PostgreSQL or JSONL, the same on each."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from ...errors import AuditError
 from . import terminal
 from .common import (
     EXIT_NEGATIVE,
@@ -58,9 +60,68 @@ def _stats_text(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _store_text(report: dict[str, Any]) -> list[str]:
+    out = [f"{report['events']} events, {report['requests']} requests, {report['traces']} "
+           f"traces; total cost {_money(report['total_cost_usd'])}"]
+    for title, rows in report["cost_by"].items():
+        out.append(f"cost by {title}:")
+        out += [f"  {row['key']:<40} {row['calls']:>7} calls  {_money(row['cost_usd'])}"
+                for row in rows[:10]]
+    out.append("providers (calls, error rate, cost, p50/p95 ms):")
+    for row in report["providers"]:
+        out.append(f"  {row['provider']:<24} {row['calls']:>7}  {_percent(row['error_rate'])}"
+                   f"  {_money(row['cost_usd'])}  {_ms(row['p50_ms'])}/{_ms(row['p95_ms'])}")
+    out.append("latency by model (p50/p95/p99 ms):")
+    out += [f"  {r['key']:<40} {_ms(r['p50'])}/{_ms(r['p95'])}/{_ms(r['p99'])}"
+            for r in report["latency_ms"]["model"]]
+    rates = report["rates"]
+    out.append(f"error rate {_percent(rates['error_rate'])}, LLM error rate "
+               f"{_percent(rates['llm_error_rate'])}, retries per request "
+               f"{_percent(rates['retry_rate'])}")
+    out.append("most expensive traces:")
+    out += [f"  {t['trace_id']}  {_money(t['cost_usd'])}  {t['user_id'] or ''}"
+            for t in report["top_traces"]]
+    security = report["security"]
+    out.append(f"guardrail interventions {security['guardrail_interventions']}, "
+               f"rate-limited calls {security['rate_limited']}")
+    return out
+
+
+def _ms(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def _store_stats(args: argparse.Namespace) -> int:
+    from ..analytics import AnalyticsUnavailableError
+    from ..stores import open_store
+
+    progress(f"querying {args.source}…")
+    try:
+        store = open_store(args.source, table=args.table)
+        try:
+            report = store.report(top=args.top)
+        finally:
+            store.close()
+    except AnalyticsUnavailableError as exc:
+        raise CliError(str(exc)) from None
+    except (AuditError, FileNotFoundError):
+        raise
+    except Exception as exc:  # the driver's connection or query error
+        raise CliError(f"cannot read {args.source}: {type(exc).__name__}: {exc}") from None
+    finally:
+        progress_done()
+    if args.json:
+        print_json(report)
+    else:
+        sys.stdout.write("\n".join(_store_text(report)) + "\n")
+    return EXIT_OK
+
+
 def _stats(args: argparse.Namespace) -> int:
     from ..analytics import AnalyticsUnavailableError, stats
 
+    if args.source:
+        return _store_stats(args)
     directory = chosen_dir(args)
     paths = files(directory)
     size = sum(f.stat().st_size for f in paths)
@@ -87,6 +148,12 @@ def add_parser(commands: Any) -> None:
     """Register ``llm-audit stats``."""
     stats = commands.add_parser("stats", help="cost, latency and SLO rates (needs duckdb)")
     dir_option(stats, positional=True)
+    stats.add_argument("--from", dest="source", metavar="URI|DIR", default=None,
+                       help="the store report (cost, usage, latency, providers, top traces) "
+                            "from mongodb://..., postgresql://... or a JSONL directory")
+    stats.add_argument("--table", default="llm_audit",
+                       help="table or collection of the store given with --from")
+    stats.add_argument("--top", type=int, default=10, help="how many expensive traces")
     stats.add_argument("--success-rate", type=float, default=None,
                        help="SUCCESS_SAMPLE_RATE the files were written with, to weight "
                             "sampled traces when the files do not record it")
