@@ -115,7 +115,7 @@ def test_tail_filters_by_user_thread_and_time(runs: dict[str, Any]) -> None:
     thread = llm_audit("tail", "--dir", str(runs["logs"]), "--once", "--json", "--thread", "t-3",
                        "--type", "tool.*")
     assert [json.loads(line)["event_type"] for line in thread.stdout.splitlines()] == [
-        "tool.selection", "tool.error"]
+        "tool.selection", "tool.call", "tool.error"]
     old = llm_audit("tail", "--dir", str(runs["logs"]), "--once", "--until", "2001-01-01")
     assert old.returncode == 0 and old.stdout == ""
 

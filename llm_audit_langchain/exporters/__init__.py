@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
 from .base import Exporter, ExportResult
 from .jsonl import JsonlExporter
 from .memory import MemoryExporter
