@@ -156,7 +156,18 @@ def warn_misspelled_variables() -> None:
     known = known_variables()
     for name in os.environ:
         upper = name.upper()
-        if not upper.startswith("AUDIT_") or upper in known or name in _warned_variables:
+        if name in _warned_variables or upper in UNPREFIXED_VARIABLES:
+            continue
+        if not upper.startswith("AUDIT_"):
+            # SUCESS_SAMPLE_RATE would silently leave sampling at its default
+            if "SAMPLE" in upper or "SLOW_REQUEST" in upper:
+                hint = _suggestion(upper, list(UNPREFIXED_VARIABLES))
+                if hint:
+                    _warned_variables.add(name)
+                    logger.warning("llm-audit: environment variable %s is not one we read%s",
+                                   name, hint)
+            continue
+        if upper in known:
             continue
         unprefixed = upper.removeprefix("AUDIT_")
         if unprefixed in UNPREFIXED_VARIABLES:

@@ -195,3 +195,21 @@ def test_sns_publishes_each_announcement(moto_url: str, runs: Runs) -> None:
     assert alert["rule"] == "errors" and alert["state"] == "fired"
     assert envelope["Subject"].startswith("[critical] errors FIRING")
     assert envelope["MessageAttributes"]["severity"]["Value"] == "critical"
+
+
+def test_handler_shutdown_delivers_the_queued_notifications(runs: Runs) -> None:
+    from llm_audit_langchain import AuditCallbackHandler, MemoryExporter
+
+    delivered: list[str] = []
+
+    def slow(alert: Any) -> None:
+        time.sleep(0.3)  # a notifier still busy when the script ends
+        delivered.append(alert.rule.name)
+
+    clock = Clock()
+    engine = errors_engine(clock, CallbackNotifier(slow))
+    handler = AuditCallbackHandler([MemoryExporter()], alerts=engine)
+    replay(engine, runs.llm_error, clock)
+    engine.check(clock.now + 5)
+    assert handler.shutdown(timeout=10)
+    assert delivered == ["errors"]

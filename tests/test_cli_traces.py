@@ -199,3 +199,21 @@ def test_the_demo_counts_one_retry_as_one_retry(tmp_path: Path) -> None:
     assert report["rates"]["error_rate"] == 0.0  # the retry and the tool error were recovered
     text = llm_audit("stats", "--dir", str(tmp_path)).stdout
     assert "retry_ratio" in text and "seed" not in text
+
+
+def test_tail_once_honours_lines(runs: dict[str, Any]) -> None:
+    every = llm_audit("tail", "--dir", str(runs["logs"]), "--once", "--json")
+    last3 = llm_audit("tail", "--dir", str(runs["logs"]), "--once", "--json", "-n", "3")
+    assert every.returncode == 0 and last3.returncode == 0
+    assert len(every.stdout.splitlines()) > 3
+    assert last3.stdout.splitlines() == every.stdout.splitlines()[-3:]
+
+
+def test_a_dir_that_is_a_file_is_an_error_not_an_empty_answer(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    for command in ("traces", "stats", "tail"):
+        args = [command, "--dir", str(afile)] + (["--once"] if command == "tail" else [])
+        result = llm_audit(*args)
+        assert result.returncode == 2, (command, result.stdout)
+        assert "not a directory" in result.stderr

@@ -182,3 +182,13 @@ def test_a_memory_exporter_instance_is_accepted(fresh_env: Path) -> None:
     _run_ok(handler, 1)
     handler.shutdown(timeout=10)
     assert handler.stats()["exported"] > 0
+
+
+def test_a_misspelled_sampling_variable_is_reported(
+        fresh_env: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("SUCESS_SAMPLE_RATE", "1")  # would leave sampling at 10 % unnoticed
+    with caplog.at_level(logging.WARNING, logger="llm_audit_langchain"):
+        AuditConfig.from_env()
+    notes = [r.getMessage() for r in caplog.records if "not one we read" in r.getMessage()]
+    assert len(notes) == 1 and "did you mean SUCCESS_SAMPLE_RATE" in notes[0]

@@ -278,8 +278,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
         return self._pipeline.flush(timeout)
 
     def shutdown(self, timeout: float | None = 5.0) -> bool:
-        """Flush, stop the worker and shut the exporters down, within ``timeout`` seconds."""
-        return self._pipeline.shutdown(timeout)
+        """Flush, stop the worker and shut the exporters down, within ``timeout`` seconds; with
+        an alert engine, its queued notifications are delivered within the same deadline."""
+        started = time.monotonic()
+        done = self._pipeline.shutdown(timeout)
+        if self.alerts is not None:
+            left = 5.0 if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            done = self.alerts.flush_notifications(left) and done
+        return done
 
     def stats(self) -> dict[str, Any]:
         """Counters: enqueued, exported, dropped (by reason), failed, retried, pending, queue size,

@@ -52,6 +52,8 @@ def existing_dir(path: str) -> Path:
     target = Path(path)
     if not target.exists():
         raise CliError(f"no such directory: {path}")
+    if not target.is_dir():
+        raise CliError(f"not a directory: {path} (--dir, or $AUDIT_LOG_DIR, names a file)")
     return target
 
 

@@ -182,13 +182,17 @@ def _tail(args: argparse.Namespace) -> int:
 
     args.trace_filter = trace_filter(args)
     gate = _TraceGate(args.trace_filter)
-    backlog: deque[AuditEvent] = deque(maxlen=None if args.once else max(args.lines, 0))
+    # --once without -n prints everything that matches, streamed (big files are never held in
+    # memory); otherwise the last -n matching events (10 by default) come first.
+    stream_all = args.once and args.lines is None
+    keep = 10 if args.lines is None else max(args.lines, 0)
+    backlog: deque[AuditEvent] = deque(maxlen=keep)
     for path, number, raw in follower.read_new():
         event = _parse_line(path, number, raw, stats)
         if event is not None:
             for passed in gate.offer(event, _matches(event, args)):
-                if args.once:
-                    emit(passed)  # streamed: --once over big files holds nothing in memory
+                if stream_all:
+                    emit(passed)
                 else:
                     backlog.append(passed)
     for event in backlog:
@@ -218,9 +222,11 @@ def add_parser(commands: Any) -> None:
     tail.add_argument("--type", action="append", help="event type or glob (tool.*); repeatable")
     tail.add_argument("--status", action="append", choices=["ok", "error", "timeout", "retry"])
     tail.add_argument("--trace", help="trace id (or prefix)")
-    tail.add_argument("--once", action="store_true", help="print what exists and exit")
-    tail.add_argument("-n", "--lines", type=int, default=10,
-                      help="matching events already written to show first (default 10)")
+    tail.add_argument("--once", action="store_true",
+                      help="print what exists and exit (every matching event, unless -n)")
+    tail.add_argument("-n", "--lines", type=int, default=None,
+                      help="matching events already written to show first (default 10; "
+                           "with --once, all)")
     tail.add_argument("--interval", type=float, default=0.5, help="poll interval, seconds")
     json_flag(tail)
     tail.set_defaults(func=_tail)
