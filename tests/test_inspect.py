@@ -187,3 +187,11 @@ def test_dataframes_and_plots(rec: Recording) -> None:
     assert next(t.get_text() for t in costs.axes[0].get_yticklabels()).startswith("anthropic")
     with pytest.raises(ValueError, match="by must be one of"):
         traces.plot_costs(by="colour")
+
+
+def test_a_filter_value_that_cannot_match_says_why(rec: Recording) -> None:
+    traces = Traces.from_jsonl(rec.logs)
+    with pytest.raises(ValueError, match="use one of ok, error, timeout, retry"):
+        traces.filter(status="failed")
+    with pytest.raises(ValueError, match="not a time: 'yesterday'"):
+        traces.filter(since="yesterday")

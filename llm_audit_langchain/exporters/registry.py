@@ -64,8 +64,8 @@ class _Lazy:
             if self.extra is None or missing.startswith(_PACKAGE + ".") or missing == _PACKAGE:
                 raise
             raise ConfigError(
-                f"AUDIT_EXPORTER: this sink needs the {self.extra!r} extra "
-                f"({exc}): pip install 'llm-audit-langchain[{self.extra}]'") from None
+                f"AUDIT_EXPORTER: this sink needs the {self.extra!r} extra (missing module "
+                f"{missing or exc}): pip install 'llm-audit-langchain[{self.extra}]'") from None
         return self.build(getattr(module, attribute), config)
 
 

@@ -28,12 +28,19 @@ if TYPE_CHECKING:
 E = AuditEventType
 LLM_TYPES = frozenset({E.LLM_INVOKE, E.LLM_ERROR})
 _MIN_TIME = datetime.min.replace(tzinfo=UTC)
+_STATUSES = ("ok", "error", "timeout", "retry")
 
 
 def _aware(value: datetime | str) -> datetime:
     """A UTC-aware datetime from a datetime or an ISO 8601 string (naive means UTC)."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) \
-        else value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"not a time: {value!r}; use an ISO 8601 date or time such as "
+                             "2026-12-02 or 2026-12-02T10:30 (UTC), or a datetime") from None
+    else:
+        moment = value
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -369,6 +376,8 @@ def _checks(**conditions: Any) -> list[Any]:
         until = _aware(c["until"])
         checks.append(lambda t: t.start < until)
     if c["status"] is not None:
+        if c["status"] not in _STATUSES:
+            raise ValueError(f"status={c['status']!r}: use one of {', '.join(_STATUSES)}")
         checks.append(lambda t: t.status == c["status"])
     if c["user"] is not None:
         checks.append(lambda t: t.user_id == c["user"])
