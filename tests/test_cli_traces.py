@@ -190,7 +190,7 @@ def test_the_demo_counts_one_retry_as_one_retry(tmp_path: Path) -> None:
     counts = Counter(json.loads(line)["event_type"] for line in log.read_text().splitlines())
     assert counts == {"chain.end": 5, "chain.error": 1, "agent.retry": 1, "llm.invoke": 2,
                       "agent.decision": 2, "prompt.efficiency": 2, "agent.route": 2,
-                      "tool.selection": 1, "tool.result": 1, "tool.error": 1}
+                      "tool.selection": 1, "tool.call": 2, "tool.result": 1, "tool.error": 1}
     result = llm_audit("stats", "--dir", str(tmp_path), "--json")
     report = json.loads(result.stdout)
     assert report["requests"] == 1
