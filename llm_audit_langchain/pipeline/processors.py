@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Callable
 from functools import cache
 from importlib import metadata as importlib_metadata
 from types import ModuleType
@@ -134,9 +135,11 @@ def default_processors(config: AuditConfig) -> list[Processor]:
     return [price_llm_call, measure_prompt_efficiency, add_environment]
 
 
-# ``data`` keys whose values this package computes itself from code, never from user input:
-# graph coordinates, usage counts, flags, span ids. Skipping them is the sanitizer's biggest
-# saving; everything else (prompts, outputs, tool args, inputs, thread ids) is sanitized.
+# ``data`` keys whose values this package computes itself from code: graph coordinates, usage
+# counts, flags, span ids. They skip the sanitizer's structure walk (its biggest saving), but the
+# names among them (tools offered, node names, routes) came from user code: every string in them
+# still passes ``Sanitizer.sanitize_name`` (cached; names recur). Everything else (prompts,
+# outputs, tool args, inputs, thread ids) is sanitized in full.
 TRUSTED_DATA_KEYS = frozenset({
     "langgraph", "usage", "provider", "streamed", "chunks", "time_to_first_token_ms",
     "tools_offered", "offered", "trace_root", "run_root", "upstream_sampled", "start_unknown",
@@ -147,44 +150,69 @@ TRUSTED_DATA_KEYS = frozenset({
     "context_window_use", "reason", "phase",
 })
 
+_NOT_PLAIN = object()
 
-def _is_plain(value: Any) -> bool:
-    """JSON-safe as it is (what the trusted keys hold)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return True
+
+def _plain_with_names(value: Any, name: Callable[[str], str], depth: int = 0) -> Any:
+    """``value`` with every string (and key) passed through ``name``, or ``_NOT_PLAIN`` when it
+    is not plain JSON (then the whole sanitizer handles it)."""
+    if type(value) is str:
+        return name(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth > 8:
+        return _NOT_PLAIN
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+        out = {}
+        for key, item in value.items():
+            clean = _plain_with_names(item, name, depth + 1)
+            if type(key) is not str or clean is _NOT_PLAIN:
+                return _NOT_PLAIN
+            out[name(key)] = clean
+        return out
     if isinstance(value, list | tuple):
-        return all(_is_plain(v) for v in value)
-    return False
+        items = [_plain_with_names(item, name, depth + 1) for item in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    return _NOT_PLAIN
 
 
 def event_sanitizer(sanitizer: Sanitizer) -> Processor:
-    """Sanitize everything in an event a user could have put there: data, error message,
-    traceback, input snapshot. Returns the same event, sanitized in place."""
+    """Sanitize everything in an event a user could have put there: names (agent, action,
+    model, the names inside trusted ``data`` fields), data, error message, traceback, input
+    snapshot. Returns the same event, sanitized in place."""
+    name = sanitizer.sanitize_name
 
     def sanitize_data(data: dict[str, Any]) -> dict[str, Any]:
         clean: dict[str, Any] = {}
         untrusted: dict[str, Any] = {}
         for key, value in data.items():
-            if key in TRUSTED_DATA_KEYS and _is_plain(value):
-                clean[key] = value
-            else:
+            plain = _plain_with_names(value, name) if key in TRUSTED_DATA_KEYS else _NOT_PLAIN
+            if plain is _NOT_PLAIN:
                 untrusted[key] = value
+            else:
+                clean[key] = plain
         if untrusted:
             result = sanitizer(untrusted)
             clean.update(result if isinstance(result, dict) else {"unsanitizable": result})
         return clean
 
     def sanitize_event(event: AuditEvent) -> AuditEvent:
+        event.agent = name(event.agent)
+        event.action = name(event.action)
+        if event.model is not None:
+            event.model = name(event.model)
         event.data = sanitize_data(event.data)
         error = event.error
         if error is not None:
+            error.type = name(error.type)
             error.message = sanitizer.sanitize_text(error.message)
             if error.traceback is not None:
                 error.traceback = sanitizer.sanitize_text(error.traceback)
             error.input_snapshot = sanitizer(error.input_snapshot)
-            # error.environment is ours (versions, platform, model id): nothing a user typed
+            # error.environment is ours (versions, platform), but for the model id it copies
+            if error.environment and error.environment.get("model") is not None:
+                error.environment = {**error.environment,
+                                     "model": name(error.environment["model"])}
         return event
 
     return sanitize_event
