@@ -47,6 +47,7 @@ from ..enrich.rollup import CostRollup
 from ..enrich.usage import is_cache_hit
 from ..events import AuditEvent, AuditEventType, ErrorDetail, Status
 from ..exporters.base import Exporter
+from ..forksafe import renew_after_fork
 from ..pipeline.base import Processor
 from ..pipeline.worker import Pipeline
 from .decisions import DecisionTracker
@@ -161,6 +162,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._closed: OrderedDict[Any, None] = OrderedDict()  # run_key of recent ends: duplicates
         self._duplicates = 0
         self._counts_lock = threading.Lock()
+        renew_after_fork(self, "_counts_lock")
         self._internal_errors = 0
         self._evicted = 0
         self._orphan_ends = 0

