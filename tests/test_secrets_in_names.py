@@ -42,8 +42,9 @@ CARD = "4242 4242 4242 4242"
 EMAIL = "ana.garcia@example.com"
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkFuYSJ9."
        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
-PEM_BODY = ("MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/IzW7yWR7Qk"
-            "rmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW")
+PEM_BODY = ("MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onL"
+            "Rnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFczGkPLPgi"
+            "zskuemMghRniWaoLcyehkd3qqGElvW")
 PEM = ("-----BEGIN RSA PRIVATE KEY-----\n"
        + "\n".join(PEM_BODY[i:i + 64] for i in range(0, len(PEM_BODY), 64))
        + "\n-----END RSA PRIVATE KEY-----")

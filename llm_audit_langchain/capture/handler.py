@@ -24,7 +24,6 @@ import functools
 import logging
 import threading
 import time
-import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ from ..forksafe import renew_after_fork
 from ..pipeline.base import Processor
 from ..pipeline.worker import Pipeline
 from .decisions import DecisionTracker
+from .error_text import error_message, error_traceback
 from .mapping import (
     context_parent_run_id,
     control_flow_kind,
@@ -567,17 +567,17 @@ class AuditCallbackHandler(BaseCallbackHandler):
         data = {"reason": kwargs.get("reason")}
         self._emit(self._point_event(run, E.LLM_GUARDRAIL, "ok", run.name, data,
                                      ErrorDetail(type=qualified_name(type(error)),
-                                                 message=str(error))))
+                                                 message=error_message(error))))
 
     def _error_detail(self, error: BaseException, run: Run) -> ErrorDetail:
         last_error, last_tb = self._last_error
         if error is last_error and last_tb is not None:
             formatted = last_tb  # the same exception bubbling up through parent runs
         else:
-            formatted = "".join(traceback.format_exception(error))
+            formatted = error_traceback(error)
             self._last_error = (error, formatted)
         snapshot = run.inputs if self.config.include_snapshots else None
-        return ErrorDetail(type=qualified_name(type(error)), message=str(error),
+        return ErrorDetail(type=qualified_name(type(error)), message=error_message(error),
                            traceback=formatted, input_snapshot=snapshot)
 
     def _route_of(self, run: Run, outputs: Any) -> Any:
