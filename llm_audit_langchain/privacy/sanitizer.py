@@ -203,15 +203,19 @@ class Sanitizer:
         size = len(text)
         if size < _SHORT and self._builtin_only and not _SHORT_SUSPECT.search(text):
             return text  # every built-in match holds one of these; a regex call is all it costs
+        if size > self.max_string_length:
+            return self._truncate(text, redact=True)  # only the kept head is scanned
         with self._lock:
             hit = self._cache.get(text)
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-        result = self._redact_escaped(text) if "\\" in text else self._redact_uncached(text)
-        if size <= self.max_string_length:
-            self._remember(text, result)
+        result = self._redact_text(text)
+        self._remember(text, result)
         return result
+
+    def _redact_text(self, text: str) -> str:
+        return self._redact_escaped(text) if "\\" in text else self._redact_all(text)
 
     def _redact_escaped(self, text: str) -> str:
         """Text holding escape sequences as characters (``\\n`` in a ``repr``: an error message
@@ -220,8 +224,8 @@ class Sanitizer:
         a separator of the same length, then put the letters back where they survived."""
         masked = _ESCAPE_LETTER.sub(lambda m: "\\" + _MASK_OF[m.group(1)], text)
         if masked == text:
-            return self._redact_uncached(text)
-        redacted = self._redact_uncached(masked)
+            return self._redact_all(text)
+        redacted = self._redact_all(masked)
         return _MASKED_ESCAPE.sub(lambda m: "\\" + _LETTER_OF[m.group(1)], redacted)
 
     def _remember(self, text: str, result: str) -> None:
@@ -237,7 +241,7 @@ class Sanitizer:
     def _redact_uncached(self, text: str) -> str:
         if len(text) > self.max_string_length:
             return self._truncate(text, redact=True)
-        return self._redact_all(text)
+        return self._redact_text(text)
 
     def _redact_all(self, text: str) -> str:
         for _ in range(_MAX_PASSES):
@@ -254,7 +258,7 @@ class Sanitizer:
         keep = max(
             0, self.max_string_length - len(marker) - 64
         )  # room for a placeholder at the cut
-        head = self._redact_all(text[: keep + _TRUNC_SLACK]) if redact else text
+        head = self._redact_text(text[: keep + _TRUNC_SLACK]) if redact else text
         return head[:keep] + marker
 
     def _find_spans(self, scan: _Scan) -> tuple[list[tuple[int, int, _Detector]], bool]:
