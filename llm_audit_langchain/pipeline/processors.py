@@ -130,8 +130,21 @@ def add_environment(event: AuditEvent) -> AuditEvent:
     return event
 
 
+def warm_up() -> None:
+    """Import and build now what the enrichers would otherwise load on the worker's first
+    events: genai-prices' price data (a 200 ms import alone) and the environment versions. Under
+    a CPU-bound host thread, a worker importing that while sharing the GIL stalled for seconds
+    and dropped what arrived meanwhile; done here, it costs the constructing thread instead."""
+    from genai_prices import data_snapshot
+
+    _usage_and_pricing()
+    data_snapshot.get_snapshot()
+    environment()
+
+
 def default_processors(config: AuditConfig) -> list[Processor]:
-    """The enrichers that are on by default."""
+    """The enrichers that are on by default (their data loaded now: :func:`warm_up`)."""
+    warm_up()
     return [price_llm_call, measure_prompt_efficiency, add_environment]
 
 
