@@ -148,42 +148,66 @@ def default_processors(config: AuditConfig) -> list[Processor]:
     return [price_llm_call, measure_prompt_efficiency, add_environment]
 
 
-# ``data`` keys whose values this package computes itself from code: graph coordinates, usage
-# counts, flags, span ids. They skip the sanitizer's structure walk (its biggest saving), but the
-# names among them (tools offered, node names, routes) came from user code: every string in them
-# still passes ``Sanitizer.sanitize_name`` (cached; names recur). Everything else (prompts,
-# outputs, tool args, inputs, thread ids) is sanitized in full.
-TRUSTED_DATA_KEYS = frozenset({
-    "langgraph", "usage", "provider", "streamed", "chunks", "time_to_first_token_ms",
-    "tools_offered", "offered", "trace_root", "run_root", "upstream_sampled", "start_unknown",
-    "tool_call_id", "selected_by_span_id", "from_node", "destination", "cache_hit", "count",
-    "attempt", "source", "sampling", "control_flow", "decision", "tools", "via", "failed_span_id",
-    "primary", "backup", "llm_span_id", "input_tokens", "output_tokens", "prompt_tokens_by_role",
+# ``data`` keys whose values this package computes itself, skipping the sanitizer's structure
+# walk (its biggest saving). Numbers, flags, span ids and usage counts computed from code are
+# kept as they are; the rest (tools offered, node names, routes, providers, tool call ids) hold
+# names that came from user code or a model, and every string in them still passes
+# ``Sanitizer.sanitize_name`` (cached: names recur). Everything else (prompts, outputs, tool
+# args, inputs, thread ids) is sanitized in full.
+COMPUTED_DATA_KEYS = frozenset({
+    "usage", "streamed", "chunks", "time_to_first_token_ms", "trace_root", "run_root",
+    "upstream_sampled", "start_unknown", "selected_by_span_id", "cache_hit", "count", "attempt",
+    "sampling", "failed_span_id", "llm_span_id", "input_tokens", "output_tokens",
     "split_method", "system_share", "cache_read_share", "output_input_ratio", "context_window",
-    "context_window_use", "reason", "phase",
+    "context_window_use",
+})
+TRUSTED_DATA_KEYS = COMPUTED_DATA_KEYS | frozenset({
+    "langgraph", "provider", "tools_offered", "offered", "tool_call_id", "from_node",
+    "destination", "source", "control_flow", "decision", "tools", "via", "primary", "backup",
+    "prompt_tokens_by_role", "reason", "phase",
 })
 
 _NOT_PLAIN = object()
 
 
+def _is_plain(value: Any) -> bool:
+    """JSON-safe as it is (what the computed keys hold)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    return False
+
+
 def _plain_with_names(value: Any, name: Callable[[str], str], depth: int = 0) -> Any:
     """``value`` with every string (and key) passed through ``name``, or ``_NOT_PLAIN`` when it
-    is not plain JSON (then the whole sanitizer handles it)."""
-    if type(value) is str:
+    is not plain JSON (then the whole sanitizer handles it). Written flat: it runs on every
+    kept event, over graph coordinates and tool lists."""
+    cls = type(value)
+    if cls is str:
         return name(value)
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or cls is int or cls is float or cls is bool:
         return value
     if depth > 8:
         return _NOT_PLAIN
-    if isinstance(value, dict):
+    if cls is dict:
         out = {}
         for key, item in value.items():
-            clean = _plain_with_names(item, name, depth + 1)
-            if type(key) is not str or clean is _NOT_PLAIN:
+            kind = type(item)
+            clean = item
+            if kind is str:
+                clean = name(item)
+            elif not (item is None or kind is int or kind is float or kind is bool):
+                clean = _plain_with_names(item, name, depth + 1)
+                if clean is _NOT_PLAIN:
+                    return _NOT_PLAIN
+            if type(key) is not str:
                 return _NOT_PLAIN
             out[name(key)] = clean
         return out
-    if isinstance(value, list | tuple):
+    if cls is list or cls is tuple:
         items = [_plain_with_names(item, name, depth + 1) for item in value]
         return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
     return _NOT_PLAIN
@@ -199,6 +223,9 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
         clean: dict[str, Any] = {}
         untrusted: dict[str, Any] = {}
         for key, value in data.items():
+            if key in COMPUTED_DATA_KEYS and _is_plain(value):
+                clean[key] = value
+                continue
             plain = _plain_with_names(value, name) if key in TRUSTED_DATA_KEYS else _NOT_PLAIN
             if plain is _NOT_PLAIN:
                 untrusted[key] = value

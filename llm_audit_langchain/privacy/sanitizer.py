@@ -51,6 +51,7 @@ _SHORT_SUSPECT = re.compile(r"[0-9@:=\[]|[A-Za-z0-9_\-.+/]{16}")
 _MESSAGE_MEMO = 256
 _NAME_MEMO = 4_096
 _NAME_MAX_CACHED = 512
+_UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
 
 _full_mode_warned = False
@@ -174,12 +175,15 @@ class Sanitizer:
         Names are short and recur in every event, so results are remembered."""
         if self.mode == "full" and type(name) is str:
             return name
-        hit = self._names.get(name)
-        if hit is not None:
+        if (hit := self._names.get(name)) is not None:
             return hit
         try:
             text = name if type(name) is str else str(name)
-            result = text if self.mode == "full" else self._redacted(text)
+            # A LangGraph checkpoint namespace ("agent:<task uuid>") is new in every run: the
+            # parts around the ids are checked instead (they recur, so they are cached).
+            parts = _UUID.split(text) if self.mode != "full" else [text]
+            result = (text if self.mode == "full" else self._redacted(text)) if len(parts) == 1 \
+                else "".join(p if i % 2 else self.sanitize_name(p) for i, p in enumerate(parts))
         except Exception as exc:
             return self._failed(name, exc)
         if len(text) <= _NAME_MAX_CACHED:
@@ -373,7 +377,7 @@ class Sanitizer:
         try:
             out: dict[str, Any] = {}
             for key, item in head_of(mapping.items(), len(mapping), out, self.max_items):
-                name = key if type(key) is str else self._key_text(key)
+                name = key if type(key) is str else str(key)  # raising fails the mapping
                 if self.mode != "full" and self._is_sensitive_key(name):
                     cleaned = self._mask(item)
                 else:
@@ -408,18 +412,11 @@ class Sanitizer:
         finally:
             active.discard(id(owner))
 
-    @staticmethod
-    def _key_text(key: object) -> str:
-        return str(key)  # an unprintable key fails the whole mapping, caught by _node
-
     def _clean_key(self, name: str) -> str:
-        if self.mode == "full":
+        if self.mode == "full" or len(name) < 6 or (
+                name.isidentifier() and name.isascii() and len(name) < 20):
             return name
-        return (
-            name
-            if len(name) < 6 or (name.isidentifier() and name.isascii() and len(name) < 20)
-            else self._redacted(name)
-        )
+        return self._redacted(name)
 
     def _is_sensitive_key(self, name: str) -> bool:
         normal = _normal_key(name)
