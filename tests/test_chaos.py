@@ -4,7 +4,7 @@ Each test says exactly what may be lost and checks that the counters say so:
 ``enqueued == exported + dropped + pending``, with every exported event on disk once.
 
 - a writer killed with SIGKILL mid-run, again and again, then restarted;
-- the log directory deleted while the handler writes;
+- the log directory deleted, or made read-only, while the handler writes;
 - exit with several handlers whose queues are full;
 - load from many threads and from asyncio at once;
 - forks while graphs run and write;
@@ -121,6 +121,59 @@ def test_deleting_the_log_directory_mid_run_loses_only_what_was_deleted(tmp_path
     assert stats["exported"] == stats["enqueued"] == 70 and _accounted(stats)
     kept = sorted(r["data"]["outputs"] for r in read_records(log_dir))
     assert kept == list(range(30, 70))  # everything written after the deletion is on disk
+
+
+# ---- a read-only directory mid-run ------------------------------------------------------------
+
+
+class _ReadOnlySwitch:
+    """Makes a directory refuse new files and lets it accept them again: its mode bits, or, as
+    root (whom mode bits do not stop), the immutable attribute (``chattr +i``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir()
+        self.as_root = os.geteuid() == 0
+
+    def read_only(self, on: bool) -> None:
+        if not self.as_root:
+            self.directory.chmod(0o555 if on else 0o755)
+            return
+        done = subprocess.run(["chattr", "+i" if on else "-i", str(self.directory)],
+                              capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot make a directory read-only as root here: {done.stderr!r}")
+
+
+def test_a_read_only_directory_mid_run_delays_but_loses_nothing(tmp_path: Path) -> None:
+    switch = _ReadOnlySwitch(tmp_path / "logs")
+    handler = AuditCallbackHandler([JsonlExporter(switch.directory)],
+                                   config=fast_config(retry_initial_backoff_s=0.01,
+                                                      retry_max_backoff_s=0.05))
+    echo = RunnableLambda(lambda x: x)
+    try:
+        for i in range(20):
+            echo.invoke(i, config={"callbacks": [handler]})
+        assert handler.flush(10)
+        for path in switch.directory.glob("*.jsonl"):  # rotated away: a new file is needed
+            path.rename(tmp_path / path.name)
+        switch.read_only(True)
+        try:
+            for i in range(20, 50):
+                echo.invoke(i, config={"callbacks": [handler]})
+            assert not handler.flush(0.5)  # cannot be written while read-only
+            failed = handler.stats()["failed"]
+        finally:
+            switch.read_only(False)
+        assert handler.flush(10)
+        stats = handler.stats()
+    finally:
+        handler.shutdown(5)
+        switch.read_only(False)
+    assert failed > 0
+    assert stats["exported"] == stats["enqueued"] == 50 and stats["dropped"] == {}
+    written = sorted(r["data"]["outputs"] for r in read_records(switch.directory))
+    assert written == list(range(20, 50))
 
 
 # ---- exit with full queues and several handlers -----------------------------------------------
