@@ -324,12 +324,17 @@ def test_forks_while_runs_are_recorded_leave_parent_and_children_whole(tmp_path:
 # ---- garbage into every callback --------------------------------------------------------------
 
 SECRET_NAME = "notify_x_AKIAQX3J7ZT5MBW2NR4K"
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.text(max_size=8) | st.integers()
+    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
+
+
 _garbage = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
     | st.binary(max_size=20) | st.just(SECRET_NAME) | st.just(float("nan")),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.text(max_size=8) | st.integers(), inner, max_size=4),
-    max_leaves=12,
+    _containers, max_leaves=12,
 )
 _CALLBACKS = ("on_chain_start", "on_chain_end", "on_chain_error", "on_llm_start",
               "on_chat_model_start", "on_llm_end", "on_llm_error", "on_llm_new_token",
