@@ -22,6 +22,8 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from .forksafe import renew_after_fork
+
 logger = logging.getLogger("llm_audit_langchain")
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
@@ -40,6 +42,7 @@ class _MalformedCounter:
     def __init__(self) -> None:
         self.count = 0
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
 
     def add(self, header: str) -> None:
         with self._lock:

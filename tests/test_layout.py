@@ -16,12 +16,13 @@ LONG_MODULES = {"capture/handler.py", "pipeline/worker.py"}
 
 # What each layer may import from the package (besides itself). The model modules at the top of
 # the package are importable from everywhere.
-MODEL = {"events", "errors", "config", "context", "schema"}
+MODEL = {"events", "errors", "config", "context", "schema", "forksafe"}
 ALLOWED = {
     "events": {"errors"},
     "errors": set(),
+    "forksafe": set(),
     "config": {"errors"},
-    "context": {"errors"},
+    "context": {"errors", "forksafe"},
     "schema": {"events"},
     "enrich": MODEL,
     "privacy": MODEL,

@@ -36,6 +36,7 @@ from uuid import uuid4
 from ..errors import AuditError
 from ..events import AuditEvent, AuditEventType, event_to_dict
 from ..exporters.base import ExportResult
+from .descriptors import close_fd, open_fd
 from .hashing import GENESIS_HASH, ChainKey, record_line
 from .layout import (
     LOCK_NAME,
@@ -76,6 +77,7 @@ class _ChainEnd:
 
 
 _LIVE: weakref.WeakSet[AuditLogExporter] = weakref.WeakSet()
+
 
 
 def _reset_after_fork() -> None:
@@ -210,7 +212,7 @@ class AuditLogExporter:
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
         """Hold the directory's ``flock``, polling so a stuck writer cannot hang us forever."""
-        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_fd(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             deadline = time.monotonic() + self._lock_timeout
             pause = 0.0005
@@ -225,7 +227,7 @@ class AuditLogExporter:
                     pause = min(pause * 2, 0.002)  # short: a long nap loses the race to the holder
             yield
         finally:
-            os.close(fd)  # closing the descriptor releases the lock
+            close_fd(fd)  # closing the descriptor releases the lock
 
     def _find_end(self) -> _ChainEnd:
         """The end of the chain on disk; a ``stat`` when it is still where this writer left it."""
@@ -363,7 +365,7 @@ class AuditLogExporter:
 
     def _append_bytes(self, path: Path, data: bytes) -> int:
         created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         written = 0
         try:
             while written < len(data):  # short only when the disk is full
@@ -377,7 +379,7 @@ class AuditLogExporter:
             if self._fsync:
                 os.fsync(fd)
         finally:
-            os.close(fd)
+            close_fd(fd)
         if created and self._fsync:
             _fsync_directory(self.directory)
         return written

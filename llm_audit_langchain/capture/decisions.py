@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from ..events import AuditEventType, ErrorDetail
+from .error_text import error_message
 from .runs import Run, tag_number
 
 _RETRY_TAG = "retry:attempt:"
@@ -97,7 +98,7 @@ class DecisionTracker:
 
     def on_failure(self, run: Run, error: BaseException, error_type: str) -> None:
         """Remember a failed run for the retry or fallback that may follow."""
-        failure = Failure(run.name, run.span_id, error_type, str(error),
+        failure = Failure(run.name, run.span_id, error_type, error_message(error),
                           run.extra.get("attempt", 1))
         if run.parent_run_id is not None:
             _bounded_put(self._failed_child, run.parent_run_id, failure)

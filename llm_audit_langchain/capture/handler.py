@@ -26,7 +26,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -51,9 +50,11 @@ from ..enrich.usage import is_cache_hit
 from ..errors import ConfigError
 from ..events import AuditEvent, AuditEventType, ErrorDetail, Status
 from ..exporters.base import Exporter, checked_exporters
+from ..forksafe import renew_after_fork
 from ..pipeline.base import Processor
 from ..pipeline.worker import Pipeline
 from .decisions import DecisionTracker
+from .error_text import error_message, error_traceback
 from .mapping import (
     context_parent_run_id,
     control_flow_kind,
@@ -232,6 +233,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._closed: OrderedDict[Any, None] = OrderedDict()  # run_key of recent ends: duplicates
         self._duplicates = 0
         self._counts_lock = threading.Lock()
+        renew_after_fork(self, "_counts_lock")
         self._internal_errors = 0
         self._evicted = 0
         self._orphan_ends = 0
@@ -690,16 +692,16 @@ class AuditCallbackHandler(BaseCallbackHandler):
         data = {"reason": kwargs.get("reason")}
         self._emit(self._point_event(run, E.LLM_GUARDRAIL, "ok", run.name, data,
                                      ErrorDetail(type=qualified_name(type(error)),
-                                                 message=str(error))))
+                                                 message=error_message(error))))
 
     def _error_detail(self, error: BaseException, run: Run) -> ErrorDetail:
-        message = str(error)
+        message = error_message(error)  # str(), else repr(), else a placeholder: never raises
         last = self._last_error
         if (last is not None and last[0] == id(error) and last[1] is type(error)
                 and last[2] == message):
             formatted = last[3]  # the same exception bubbling up through parent runs
         else:
-            formatted = "".join(traceback.format_exception(error))
+            formatted = error_traceback(error)
             self._last_error = (id(error), type(error), message, formatted)
         snapshot = run.inputs if self.config.include_snapshots else None
         return ErrorDetail(type=qualified_name(type(error)), message=message,

@@ -7,6 +7,7 @@ Small pure functions the handler applies to what LangChain and LangGraph pass to
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 from uuid import UUID
 
@@ -17,13 +18,14 @@ _GRAPH_STEP = "graph:step:"
 
 def control_flow_kind(error: BaseException) -> str | None:
     """'interrupt' or 'bubble_up' for LangGraph control flow, which is never an error."""
-    try:
-        from langgraph.errors import GraphBubbleUp, GraphInterrupt
-    except ImportError:  # pragma: no cover - langgraph is a dependency
+    # Not imported here: a process that has not loaded langgraph.errors cannot raise its
+    # exceptions, and importing it in a callback (the caller's thread) costs ~100 ms.
+    errors = sys.modules.get("langgraph.errors")
+    if errors is None:
         return None
-    if isinstance(error, GraphInterrupt):
+    if isinstance(error, errors.GraphInterrupt):
         return "interrupt"
-    return "bubble_up" if isinstance(error, GraphBubbleUp) else None
+    return "bubble_up" if isinstance(error, errors.GraphBubbleUp) else None
 
 
 def route_destination(output: Any) -> Any:

@@ -21,12 +21,12 @@ are marked ``external_span`` so ``OtlpExporter`` does not send a duplicate of it
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..context import TraceContext, _from_opentelemetry, new_event_id, new_span_id
 from ..events import AuditEvent, AuditEventType, ErrorDetail, Status
+from .error_text import error_message, error_traceback
 from .handler import AuditCallbackHandler, get_default_handler
 from .pending import utc_from_ns
 
@@ -131,8 +131,8 @@ class _Request:
         return send_with_trace
 
     def failed(self, exc: BaseException) -> None:
-        self.error = ErrorDetail(type=_qualified_name(type(exc)), message=str(exc),
-                                 traceback="".join(traceback.format_exception(exc)))
+        self.error = ErrorDetail(type=_qualified_name(type(exc)), message=error_message(exc),
+                                 traceback=error_traceback(exc))
 
     def _data(self) -> dict[str, Any]:
         scope = self.scope

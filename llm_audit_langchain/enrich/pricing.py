@@ -39,6 +39,7 @@ from genai_prices import Usage, calc_price
 from genai_prices.types import ModelPrice, TieredPrices
 
 from ..errors import ConfigError
+from ..forksafe import renew_after_fork
 
 __all__ = ["calculate_cost", "normalize_model_id", "set_price_overrides"]
 
@@ -266,6 +267,7 @@ class _PriceBook:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._overrides: dict[str, _Rates] = {}
         self._configured = False  # False until set_price_overrides or the env var was read
         self._memo: dict[tuple[str, str | None], _Pricer | None] = {}

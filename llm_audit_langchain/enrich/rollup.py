@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import AuditEvent, AuditEventType
+from ..forksafe import renew_after_fork
 
 _LLM = (AuditEventType.LLM_INVOKE, AuditEventType.LLM_ERROR)
 
@@ -67,6 +68,7 @@ class CostRollup:
         self._max_traces = max_traces
         self._max_keys = max_keys
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
 
     def __call__(self, event: AuditEvent) -> AuditEvent:
         trace = self._traces.get(event.trace_id)

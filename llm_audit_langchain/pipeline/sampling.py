@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..events import AuditEventType
+from .decided import DecidedTraces
 
 if TYPE_CHECKING:
     from ..config import AuditConfig
@@ -201,7 +202,7 @@ class TailSampler:
     def __init__(self, policy: SamplingPolicy) -> None:
         self.policy = policy
         self._open: OrderedDict[str, TraceState] = OrderedDict()
-        self._decided: OrderedDict[str, bool] = OrderedDict()
+        self._decided = DecidedTraces(_MAX_DECIDED)
         self._held = 0
         self.early_decisions = 0
         self.expired_traces = 0
@@ -346,6 +347,4 @@ class TailSampler:
         return [], 1
 
     def _remember(self, trace_id: str, keep: bool) -> None:
-        self._decided[trace_id] = keep
-        if len(self._decided) > _MAX_DECIDED:
-            self._decided.popitem(last=False)
+        self._decided.remember(trace_id, keep)

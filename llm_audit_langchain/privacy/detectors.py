@@ -64,6 +64,15 @@ _API_KEY_PATTERNS = (
 )
 
 
+# A PEM private key (RSA, EC, DSA, OpenSSH, PKCS#8, encrypted): from its BEGIN line to its END
+# line, or, when the text was cut before the END line, through the base64 body that follows
+# (newlines may be real or escaped, as in a ``repr``). Certificates and public keys are kept.
+_PRIVATE_KEY = (
+    r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----"
+    r"(?:[A-Za-z0-9+/=\s\\\x1c-\x1e:,\-.]{0,16384}?-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----"
+    r"|(?:[\s\\\x1c-\x1e]{1,4}[A-Za-z0-9+/=]{16,80}){1,256})"
+)
+
 # How it stays fast: every detector is a row of ``_BUILTIN_DETECTORS`` with a *gate*, one cheap
 # check that skips all rows sharing it (no 16-character token run: no key, token or JWT can be
 # there; no '@': no e-mail). Patterns with a literal prefix (``sk-``, ``eyJ``...) scan the whole
@@ -73,6 +82,7 @@ _API_KEY_PATTERNS = (
 # scan (``_Scan.numbers`` in scan.py).
 _BUILTIN_DETECTORS: tuple[_Detector, ...] = (
     _Detector("PASSWORD", _everywhere(r"://[^\s:/@]{0,256}:([^\s@/]{1,256})@", group=1), gate="@"),
+    _Detector("PRIVATE_KEY", _everywhere(_PRIVATE_KEY, min_len=20), gate="token"),
     _Detector(
         "JWT",
         _everywhere(r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*", min_len=20),
@@ -86,8 +96,11 @@ _BUILTIN_DETECTORS: tuple[_Detector, ...] = (
         "API_KEY", _everywhere(_API_KEY_PATTERNS[-1], extend_left=1, min_len=14), gate="token"
     ),
     _Detector(
-        "AWS_ACCESS_KEY",
-        _everywhere(_prefixed("A", r"(?:KIA|SIA)[A-Z0-9]{16}"), min_len=20),
+        "AWS_ACCESS_KEY",  # also glued after '_' or '-' (a tool named "notify_x_AKIA..."): the
+        # fixed length and upper-case alphabet make a false match in an identifier unlikely
+        _everywhere(r"KIA(?<=AKIA)(?<![A-Za-z0-9]AKIA)[A-Z0-9]{16}(?![A-Za-z0-9])"
+                    r"|SIA(?<=ASIA)(?<![A-Za-z0-9]ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])",
+                    extend_left=1, min_len=20),
         gate="token",
     ),
     _Detector(

@@ -9,20 +9,30 @@ import hmac
 import logging
 import math
 import re
+import sys
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sized
-from itertools import groupby, islice
+from itertools import groupby
 from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
+from ..forksafe import renew_after_fork
 from .detectors import _BUILTIN_DETECTORS, _Detector, _overlap
 from .keys import _KEY_ANCHORS, BUILTIN_SENSITIVE_KEYS, _anchor_of, _key_value_finder, _normal_key
+from .markers import (
+    _ESCAPE_LETTER,
+    _IN_TEXT_MARKER,
+    _LETTER_OF,
+    _MASK_OF,
+    _MASKED_ESCAPE,
+    _WHOLE_MARKER,
+)
 from .scan import _everywhere, _Scan
 from .validators import _digits
-from .walk import _converter, _message_fields, _type_name
+from .walk import _converter, _message_fields, _type_name, head_of, unique_key
 
 __all__ = ["BUILTIN_SENSITIVE_KEYS", "CaptureMode", "Sanitizer", "sanitize"]
 
@@ -38,23 +48,15 @@ _SHORT = 64
 # Every built-in detector's match holds a digit, '@', ':', '=', '[' or a 16-character token run.
 _SHORT_SUSPECT = re.compile(r"[0-9@:=\[]|[A-Za-z0-9_\-.+/]{16}")
 
-_IN_TEXT_MARKER = re.compile(
-    r"\[(?:REDACTED_[A-Z0-9_]+(?::[0-9a-f]{8,64})?|TRUNCATED: [0-9]+ chars)\]"
-)
-_WHOLE_MARKER = re.compile(  # a whole value we produced; kept as is (idempotence)
-    r"\[(?:REDACTED_[A-Z0-9_]+(?::[0-9a-f]{8,64})?|(?:str|bytes) len=[0-9]+(?: hmac=[0-9a-f]+)?"
-    r"|float (?:nan|-?inf)|CYCLE|MAX_DEPTH|UNSERIALIZABLE [\w.<>]{0,100})\]"
-)
-
 _MESSAGE_MEMO = 256
-_MASK_OF = {"n": "\x1c", "t": "\x1d", "r": "\x1e"}
-_LETTER_OF = {mask: letter for letter, mask in _MASK_OF.items()}
-_ESCAPE_LETTER = re.compile(r"\\([ntr])")
-_MASKED_ESCAPE = re.compile("\\\\([\x1c\x1d\x1e])")
+_NAME_MEMO = 4_096
+_NAME_MAX_CACHED = 512
+_UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
 
 _full_mode_warned = False
 _warn_lock = threading.Lock()
+renew_after_fork(sys.modules[__name__], "_warn_lock")
 
 
 def _warn_full_mode() -> None:
@@ -120,11 +122,13 @@ class Sanitizer:
         ]
         self._builtin_only = not patterns
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._cache: OrderedDict[str, str] = OrderedDict()
         # The same message objects recur in many events of a run (the prompt of each call, the
         # node's output, the final state): convert each once. Keyed by id, checked by identity.
         self._messages: OrderedDict[int, tuple[BaseMessage, Any]] = OrderedDict()
         self._cache_chars = 0
+        self._names: dict[str, str] = {}  # sanitize_name's results; dict get/set need no lock
         self._errors = 0
         self._logged_causes: set[str] = set()
         if mode == "full":
@@ -164,6 +168,30 @@ class Sanitizer:
         except Exception as exc:
             return self._failed(text, exc)
 
+    def sanitize_name(self, name: str) -> str:
+        """Redact a name (of a run, node, tool, custom event, model, request): secrets and
+        personal data are found as in ``redacted`` mode, in every mode but ``full``. In
+        ``none`` mode too: a name is the log's structure, kept once redacted, not a size marker.
+        Names are short and recur in every event, so results are remembered."""
+        if self.mode == "full" and type(name) is str:
+            return name
+        if (hit := self._names.get(name)) is not None:
+            return hit
+        try:
+            text = name if type(name) is str else str(name)
+            # A LangGraph checkpoint namespace ("agent:<task uuid>") is new in every run: the
+            # parts around the ids are checked instead (they recur, so they are cached).
+            parts = _UUID.split(text) if self.mode != "full" else [text]
+            result = (text if self.mode == "full" else self._redacted(text)) if len(parts) == 1 \
+                else "".join(p if i % 2 else self.sanitize_name(p) for i, p in enumerate(parts))
+        except Exception as exc:
+            return self._failed(name, exc)
+        if len(text) <= _NAME_MAX_CACHED:
+            if len(self._names) >= _NAME_MEMO:
+                self._names.clear()  # a flood of distinct names: start over, stay bounded
+            self._names[text] = result
+        return result
+
     # ----------------------------------------------------------------- text
 
     def _string(self, text: str) -> str:
@@ -179,15 +207,19 @@ class Sanitizer:
         size = len(text)
         if size < _SHORT and self._builtin_only and not _SHORT_SUSPECT.search(text):
             return text  # every built-in match holds one of these; a regex call is all it costs
+        if size > self.max_string_length:
+            return self._truncate(text, redact=True)  # only the kept head is scanned
         with self._lock:
             hit = self._cache.get(text)
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-        result = self._redact_escaped(text) if "\\" in text else self._redact_uncached(text)
-        if size <= self.max_string_length:
-            self._remember(text, result)
+        result = self._redact_text(text)
+        self._remember(text, result)
         return result
+
+    def _redact_text(self, text: str) -> str:
+        return self._redact_escaped(text) if "\\" in text else self._redact_all(text)
 
     def _redact_escaped(self, text: str) -> str:
         """Text holding escape sequences as characters (``\\n`` in a ``repr``: an error message
@@ -196,8 +228,8 @@ class Sanitizer:
         a separator of the same length, then put the letters back where they survived."""
         masked = _ESCAPE_LETTER.sub(lambda m: "\\" + _MASK_OF[m.group(1)], text)
         if masked == text:
-            return self._redact_uncached(text)
-        redacted = self._redact_uncached(masked)
+            return self._redact_all(text)
+        redacted = self._redact_all(masked)
         return _MASKED_ESCAPE.sub(lambda m: "\\" + _LETTER_OF[m.group(1)], redacted)
 
     def _remember(self, text: str, result: str) -> None:
@@ -213,7 +245,7 @@ class Sanitizer:
     def _redact_uncached(self, text: str) -> str:
         if len(text) > self.max_string_length:
             return self._truncate(text, redact=True)
-        return self._redact_all(text)
+        return self._redact_text(text)
 
     def _redact_all(self, text: str) -> str:
         for _ in range(_MAX_PASSES):
@@ -230,7 +262,7 @@ class Sanitizer:
         keep = max(
             0, self.max_string_length - len(marker) - 64
         )  # room for a placeholder at the cut
-        head = self._redact_all(text[: keep + _TRUNC_SLACK]) if redact else text
+        head = self._redact_text(text[: keep + _TRUNC_SLACK]) if redact else text
         return head[:keep] + marker
 
     def _find_spans(self, scan: _Scan) -> tuple[list[tuple[int, int, _Detector]], bool]:
@@ -344,13 +376,13 @@ class Sanitizer:
             return stop
         try:
             out: dict[str, Any] = {}
-            for key, item in self._head(mapping.items(), len(mapping), out):
-                name = key if type(key) is str else self._key_text(key)
+            for key, item in head_of(mapping.items(), len(mapping), out, self.max_items):
+                name = key if type(key) is str else str(key)  # raising fails the mapping
                 if self.mode != "full" and self._is_sensitive_key(name):
                     cleaned = self._mask(item)
                 else:
                     cleaned = self._node(item, depth + 1, active)
-                out[self._unique_key(out, self._clean_key(name))] = cleaned
+                out[unique_key(out, self._clean_key(name))] = cleaned
             return out
         finally:
             active.discard(id(mapping))
@@ -362,26 +394,11 @@ class Sanitizer:
         try:
             size = len(items) if isinstance(items, Sized) else None
             tail: list[Any] = []
-            walked = [self._node(item, depth + 1, active) for item in self._head(items, size, tail)]
+            head = head_of(items, size, tail, self.max_items)
+            walked = [self._node(item, depth + 1, active) for item in head]
             return walked + tail
         finally:
             active.discard(id(owner))
-
-    def _head(self, items: Iterable[Any], size: int | None, overflow: Any) -> list[Any]:
-        """At most ``max_items`` items of a container (a huge list or a ``range(10**12)`` must
-        not stall the worker). When more are cut, a marker saying how many is added to
-        ``overflow`` (the output list, or the output dict under the key ``…``). A container of
-        exactly ``max_items + 1`` is kept whole, so the marker never triggers a second cut."""
-        head = list(islice(items, self.max_items + 2))
-        if len(head) <= self.max_items + 1:
-            return head
-        more = f"{size - self.max_items}" if size is not None else "more"
-        marker = f"[TRUNCATED: {more} more items]"
-        if isinstance(overflow, dict):
-            overflow["…"] = marker
-        else:
-            overflow.append(marker)
-        return head[: self.max_items]
 
     def _fields(
         self, owner: object, fields: Mapping[str, Any], depth: int, active: set[int]
@@ -395,28 +412,11 @@ class Sanitizer:
         finally:
             active.discard(id(owner))
 
-    @staticmethod
-    def _key_text(key: object) -> str:
-        return str(key)  # an unprintable key fails the whole mapping, caught by _node
-
     def _clean_key(self, name: str) -> str:
-        if self.mode == "full":
+        if self.mode == "full" or len(name) < 6 or (
+                name.isidentifier() and name.isascii() and len(name) < 20):
             return name
-        return (
-            name
-            if len(name) < 6 or (name.isidentifier() and name.isascii() and len(name) < 20)
-            else self._redacted(name)
-        )
-
-    @staticmethod
-    def _unique_key(out: Mapping[str, Any], key: str) -> str:
-        """Two keys that became equal (1 and "1", two redacted e-mails) both survive."""
-        if key not in out:
-            return key
-        n = 2
-        while f"{key}#{n}" in out:
-            n += 1
-        return f"{key}#{n}"
+        return self._redacted(name)
 
     def _is_sensitive_key(self, name: str) -> bool:
         normal = _normal_key(name)

@@ -10,6 +10,7 @@ from collections.abc import Set as AbstractSet
 from datetime import date, time
 from decimal import Decimal
 from enum import Enum
+from itertools import islice
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -172,3 +173,30 @@ def _converter(cls: type) -> _Converter:
         if len(_converters) < 4096:
             _converters[cls] = found
     return found
+
+
+def head_of(items: Iterable[Any], size: int | None, overflow: Any, max_items: int) -> list[Any]:
+    """At most ``max_items`` items of a container (a huge list or a ``range(10**12)`` must
+    not stall the worker). When more are cut, a marker saying how many is added to
+    ``overflow`` (the output list, or the output dict under the key ``…``). A container of
+    exactly ``max_items + 1`` is kept whole, so the marker never triggers a second cut."""
+    head = list(islice(items, max_items + 2))
+    if len(head) <= max_items + 1:
+        return head
+    more = f"{size - max_items}" if size is not None else "more"
+    marker = f"[TRUNCATED: {more} more items]"
+    if isinstance(overflow, dict):
+        overflow["…"] = marker
+    else:
+        overflow.append(marker)
+    return head[:max_items]
+
+
+def unique_key(out: Mapping[str, Any], key: str) -> str:
+    """Two keys that became equal (1 and "1", two redacted e-mails) both survive."""
+    if key not in out:
+        return key
+    n = 2
+    while f"{key}#{n}" in out:
+        n += 1
+    return f"{key}#{n}"
