@@ -12,6 +12,8 @@ window (nx-27017's ``$count`` window operator returns null). Percentiles: see
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from datetime import datetime
 from typing import Any
 
 from ...events import AuditEvent
@@ -209,6 +211,24 @@ class MongoStore:
         documents = self.collection.find({"trace_id": chosen}).sort([("timestamp", 1),
                                                                      ("_id", 1)])
         return [AuditEvent.model_validate(restore_large_fields(doc)) for doc in documents]
+
+    def events(self, *, since: datetime | None = None, until: datetime | None = None,
+               event_types: Collection[str] | None = None) -> Iterator[AuditEvent]:
+        """Streamed in cursor batches (times have the millisecond precision of BSON dates)."""
+        query: dict[str, Any] = {}
+        if since is not None or until is not None:
+            # start_time, else timestamp: two range queries, since nx-27017 and MongoDB both
+            # answer plain field ranges alike
+            bounds = {k: v for k, v in (("$gte", since), ("$lte", until)) if v is not None}
+            started = {"start_time": bounds}
+            recorded = {"start_time": None, "timestamp": bounds}
+            traces = set(self.collection.distinct("trace_id", started))
+            traces |= set(self.collection.distinct("trace_id", recorded))
+            query["trace_id"] = {"$in": sorted(traces)}
+        if event_types is not None:
+            query["event_type"] = {"$in": list(event_types)}
+        for document in self.collection.find(query).sort([("timestamp", 1), ("_id", 1)]):
+            yield AuditEvent.model_validate(restore_large_fields(document))
 
     def close(self) -> None:
         self._client.close()
