@@ -92,6 +92,12 @@ def nearest_rank_percentiles(collection: Any, match: dict[str, Any], key: Any,
     return list(rows.values())
 
 
+def _starts_in(doc: dict[str, Any], since: datetime | None, until: datetime | None) -> bool:
+    moment = doc.get("start_time") or doc.get("timestamp")
+    return moment is not None and (since is None or moment >= since) and (
+        until is None or moment <= until)
+
+
 class MongoStore:
     """Read the audit collection with aggregation pipelines."""
 
@@ -217,13 +223,14 @@ class MongoStore:
         """Streamed in cursor batches (times have the millisecond precision of BSON dates)."""
         query: dict[str, Any] = {}
         if since is not None or until is not None:
-            # start_time, else timestamp: two range queries, since nx-27017 and MongoDB both
-            # answer plain field ranges alike
+            # start_time, else timestamp: two plain range queries, each document checked
+            # again here (nx-27017 compares dates to the second, and drops a range when the
+            # filter also tests a field for null)
             bounds = {k: v for k, v in (("$gte", since), ("$lte", until)) if v is not None}
-            started = {"start_time": bounds}
-            recorded = {"start_time": None, "timestamp": bounds}
-            traces = set(self.collection.distinct("trace_id", started))
-            traces |= set(self.collection.distinct("trace_id", recorded))
+            fields = {"trace_id": 1, "start_time": 1, "timestamp": 1, "_id": 0}
+            traces = {doc["trace_id"] for field in ("start_time", "timestamp")
+                      for doc in self.collection.find({field: bounds}, fields)
+                      if _starts_in(doc, since, until)}
             query["trace_id"] = {"$in": sorted(traces)}
         if event_types is not None:
             query["event_type"] = {"$in": list(event_types)}
