@@ -1,8 +1,9 @@
 """Reconstruct one transaction across services from what each of them recorded.
 
-Every service that embeds the package writes its own JSONL directory or audit chain; the W3C
-trace id that travelled between them (``traceparent``) joins the records. :func:`reconstruct`
-reads any number of such sources and returns, for one trace id:
+Every service that embeds the package writes its own JSONL directory, audit chain or store
+(PostgreSQL, MongoDB); the W3C trace id that travelled between them (``traceparent``) joins
+the records. :func:`reconstruct` reads any number of such sources and returns, for one trace
+id:
 
 * ``timeline``: every event in time order, with the service (source) that recorded it;
 * ``call_tree``: spans nested by parent span id, across services;
@@ -20,15 +21,17 @@ Example::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..audit.decisions import decision_record, graph_task_id
 from ..errors import TraceNotFoundError
 from ..events import AuditEvent, AuditEventType
 from ..replay.reading import scan
 from .context_versions import ContextHistory
+from .stores.base import is_store_uri
 
 E = AuditEventType
 PathLike = str | os.PathLike[str]
@@ -50,7 +53,33 @@ def open_tool_calls(events: Iterable[AuditEvent]) -> list[AuditEvent]:
     return sorted((e for k, e in calls.items() if k not in closed), key=lambda e: e.timestamp)
 
 
-def _service_events(sources: tuple[PathLike, ...], trace_id: str
+def _store_events(uri: str, trace_id: str, table: str) -> Iterator[AuditEvent]:
+    """From a store: the trace's events, then every review and context version (the same
+    events the line filter below keeps from files)."""
+    from .stores import open_store
+
+    store = open_store(uri, table=table)
+    try:
+        try:
+            own = store.trace_events(trace_id)
+        except TraceNotFoundError:  # another source may hold it
+            own = []
+        yield from own
+        yield from store.events(event_types=(E.HUMAN_REVIEW.value, E.CONTEXT_VERSION.value))
+    finally:
+        store.close()
+
+
+def _service_name(source: PathLike) -> str:
+    """A directory's name; a store URI's host and database, never its credentials."""
+    text = os.fspath(source)
+    if not is_store_uri(text):
+        return Path(text).name or text
+    parts = urlsplit(text)
+    return f"{parts.scheme}:{parts.hostname or ''}{parts.path.rstrip('/')}"
+
+
+def _service_events(sources: tuple[PathLike, ...], trace_id: str, table: str
                     ) -> tuple[list[tuple[str, AuditEvent]], ContextHistory]:
     """(service, event) for every event of the trace, each event once, and the context history
     of every source (reviews and checkpoints of a thread may sit in neighbouring traces)."""
@@ -58,9 +87,12 @@ def _service_events(sources: tuple[PathLike, ...], trace_id: str
     found: list[tuple[str, AuditEvent]] = []
     context_events: list[AuditEvent] = []
     for source in sources:
-        service = Path(source).name or str(source)
+        service = _service_name(source)
+        text = os.fspath(source)
         # the trace's own lines, reviews of its interrupts, and every context version
-        for event in scan(source, keep=lambda line: trace_id in line or _CONTEXT in line):
+        events = _store_events(text, trace_id, table) if is_store_uri(text) else scan(
+            source, keep=lambda line: trace_id in line or _CONTEXT in line)
+        for event in events:
             if event.event_id in seen:
                 continue
             if event.event_type == E.CONTEXT_VERSION:
@@ -154,13 +186,15 @@ def _timeline_entry(service: str, event: AuditEvent) -> dict[str, Any]:
             "status": event.status, "span_id": event.span_id, "event_id": event.event_id}
 
 
-def reconstruct(trace_id: str, *sources: PathLike) -> dict[str, Any]:
-    """The whole story of ``trace_id`` from one or more recorded sources (one per service).
+def reconstruct(trace_id: str, *sources: PathLike, table: str = "llm_audit") -> dict[str, Any]:
+    """The whole story of ``trace_id`` from one or more recorded sources (one per service):
+    JSONL or audit-chain directories, or store URIs (``postgresql://``, ``mongodb://``, whose
+    table or collection is ``table``).
 
     Raises :class:`TraceNotFoundError` when no source holds an event of the trace.
     """
     wanted = trace_id.strip().lower()
-    pairs, history = _service_events(sources, wanted)
+    pairs, history = _service_events(sources, wanted, table)
     if not pairs:
         raise TraceNotFoundError(f"no events for trace {trace_id!r} in {len(sources)} source(s)")
     events = [event for _, event in pairs]

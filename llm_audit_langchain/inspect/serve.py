@@ -1,9 +1,12 @@
-"""``llm-audit ui``: the report's pages served live from a directory of JSONL files, on
-127.0.0.1 by default (standard library HTTP server; no collector, nothing stored).
+"""``llm-audit ui``: the report's pages served live from a directory of JSONL files or a store
+(PostgreSQL, MongoDB), on 127.0.0.1 by default (standard library HTTP server; no collector,
+nothing stored).
 
 Routes: ``/`` the report (it polls ``/version`` and reloads when new events arrive, keeping its
-filters), ``/version`` a fingerprint of the directory's files, ``/trace/<id>`` one trace's view.
-The directory is read again only when its fingerprint changes.
+filters), ``/version`` a fingerprint of what was read, ``/trace/<id>`` one trace's view. The
+directory is read again only when its files' fingerprint changes; a store has no such cheap
+fingerprint, so it is read again at most every ``refresh_s`` seconds and the fingerprint is
+that of the event ids read.
 """
 
 from __future__ import annotations
@@ -11,35 +14,65 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..events import AuditEvent
 from ..replay.reading import jsonl_files
+from .stores import is_store_uri, open_store
 
 
 class LiveReport:
-    """The pages of one directory, rebuilt when its files change (thread-safe)."""
+    """The pages of one directory or store URI, rebuilt when what it holds changes
+    (thread-safe). ``table``: the store's table or collection."""
 
     def __init__(self, directory: str | os.PathLike[str], *,
-                 chain_dir: str | os.PathLike[str] | None = None, title: str = "LLM audit") -> None:
+                 chain_dir: str | os.PathLike[str] | None = None, title: str = "LLM audit",
+                 table: str = "llm_audit", refresh_s: float = 10.0) -> None:
+        self.source = os.fspath(directory)
+        self.is_store = is_store_uri(self.source)
         self.directory = Path(directory)
-        self.chain_dir = chain_dir if chain_dir is not None else directory
-        self.title = title
+        self.chain_dir = chain_dir if chain_dir is not None or self.is_store else directory
+        self.title, self.table, self.refresh_s = title, table, refresh_s
         self._lock = threading.Lock()
+        self._store_lock = threading.Lock()
         self._version = ""
         self._page = ""
         self._traces: Any = None
+        self._store_events: list[AuditEvent] = []
+        self._store_version = ""
+        self._store_read_at: float | None = None
 
     def version(self) -> str:
-        """A fingerprint of the files (names, sizes, modification times)."""
+        """A fingerprint of the files (names, sizes, modification times), or of the event ids
+        last read from the store."""
+        if self.is_store:
+            return self._read_store()
         digest = hashlib.sha256()
         for file in jsonl_files(self.directory):
             stat = file.stat()
             digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return digest.hexdigest()[:16]
+
+    def _read_store(self) -> str:
+        with self._store_lock:
+            now = time.monotonic()
+            if self._store_read_at is None or now - self._store_read_at >= self.refresh_s:
+                store = open_store(self.source, table=self.table)
+                try:
+                    events = list(store.events())
+                finally:
+                    store.close()
+                digest = hashlib.sha256()
+                for event in events:
+                    digest.update(event.event_id.encode() + b";")
+                self._store_events, self._store_version = events, digest.hexdigest()[:16]
+                self._store_read_at = now
+            return self._store_version
 
     def _refresh(self) -> str:
         from .html.report import render_report
@@ -48,7 +81,8 @@ class LiveReport:
         version = self.version()
         with self._lock:
             if version != self._version:
-                self._traces = Traces.from_jsonl(self.directory)
+                self._traces = (Traces.from_events(self._store_events) if self.is_store
+                                else Traces.from_jsonl(self.directory))
                 self._page = render_report(self._traces, chain_dir=self.chain_dir,
                                            title=self.title, live_version=version)
                 self._version = version

@@ -1,5 +1,6 @@
 """Recorded traces as objects: :class:`Trace` (one trace's events) and :class:`Traces` (a
-filtered collection), read from a ``MemoryExporter``, JSONL files or the hash-chained audit log.
+filtered collection), read from a ``MemoryExporter``, JSONL files, the hash-chained audit log or
+a store (PostgreSQL, MongoDB).
 
 Example (in a notebook, the last expression renders as an HTML trace view)::
 
@@ -249,6 +250,18 @@ class Traces(Sequence[Trace]):
         traces = cls.from_events(scan(path, stats))
         traces.scan_stats = stats
         return traces
+
+    @classmethod
+    def from_store(cls, uri: str, *, table: str = "llm_audit") -> Traces:
+        """Every trace in a store: ``postgresql://...`` (``table``), ``mongodb://...``
+        (``table`` is the collection) or a JSONL file or directory."""
+        from .stores import open_store
+
+        store = open_store(uri, table=table)
+        try:
+            return cls.from_events(store.events())
+        finally:
+            store.close()
 
     @classmethod
     def from_chain(cls, directory: str | os.PathLike[str]) -> Traces:

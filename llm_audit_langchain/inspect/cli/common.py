@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -126,3 +127,59 @@ def trace_filter(args: Any, *, status: str | None = None) -> TraceFilter:
         raise CliError(str(exc)) from None
     return TraceFilter(since=since, until=until, user=args.user, thread=args.thread,
                        status=status, model=args.model, min_cost=args.min_cost)
+
+
+def store_options(parser: Any) -> None:
+    """``--from URI|DIR`` and ``--table``: read a store (PostgreSQL, MongoDB) instead of
+    ``--dir``; a directory given to ``--from`` reads as ``--dir``."""
+    parser.add_argument("--from", dest="source", metavar="URI|DIR", default=None,
+                        help="read from a store: postgresql://..., mongodb://... or a directory")
+    parser.add_argument("--table", default="llm_audit",
+                        help="table or collection of the store given with --from")
+
+
+def store_uri(args: Any) -> str | None:
+    """The store URI of ``--from``, or None when the command reads a directory (``--from DIR``
+    then takes the place of ``--dir``)."""
+    from ..stores import is_store_uri
+
+    source = getattr(args, "source", None)
+    if source and not is_store_uri(source):
+        args.dir, args.source = source, None
+        return None
+    return source or None
+
+
+def store_events(args: Any, **query: Any) -> Iterator[AuditEvent]:
+    """The events ``store.events(**query)`` streams from ``--from``; ``CliError`` names the
+    store when the driver cannot connect or query."""
+    from ...errors import AuditError
+    from ..stores import open_store
+
+    progress(f"reading {shown(args.source)}…")
+    try:
+        store = open_store(args.source, table=args.table)
+        try:
+            yield from store.events(**query)
+        finally:
+            store.close()
+    except AuditError:
+        raise
+    except Exception as exc:  # the driver's connection or query error
+        raise CliError(f"cannot read {shown(args.source)}: {type(exc).__name__}: {exc}") from None
+    finally:
+        progress_done()
+
+
+def shown(source: str) -> str:
+    """``source`` as printed: a URI's password replaced by ``***``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(source)
+        password = parts.password
+    except ValueError:
+        return source
+    if not password:
+        return source
+    return parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1)).geturl()

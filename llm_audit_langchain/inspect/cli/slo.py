@@ -22,6 +22,10 @@ from .common import (
     progress,
     progress_done,
     report_corrupt,
+    shown,
+    store_events,
+    store_options,
+    store_uri,
 )
 
 _WIDTH = 60.0  # one-minute buckets: a month of files stays small
@@ -43,7 +47,12 @@ def measure_files(directory: str, success_rate: float | None, stats: ScanStats
                   ) -> tuple[TrafficWindows, float, float] | None:
     """The windows filled from every event under ``directory``, and the first and last
     moments; None when there are no events. Each trace counts with its root's weight."""
-    events = list(scan(directory, stats))
+    return measure_events(list(scan(directory, stats)), success_rate)
+
+
+def measure_events(events: list[AuditEvent], success_rate: float | None
+                   ) -> tuple[TrafficWindows, float, float] | None:
+    """:func:`measure_files` over events read from anywhere (a store)."""
     if not events:
         return None
     first = min(e.timestamp for e in events).timestamp()
@@ -84,17 +93,22 @@ def _text(report: list[dict[str, Any]], first: float, last: float) -> list[str]:
 
 
 def _slo(args: argparse.Namespace) -> int:
-    directory = args.dir or default_dir()
-    existing_dir(directory)
-    stats = ScanStats()
-    progress(f"reading {directory}…")
-    try:
-        measured = measure_files(directory, args.success_rate, stats)
-    finally:
-        progress_done()
-        report_corrupt(stats)
+    source = store_uri(args)
+    if source:
+        measured = measure_events(list(store_events(args)), args.success_rate)
+        where = shown(source)
+    else:
+        where = args.dir or default_dir()
+        existing_dir(where)
+        stats = ScanStats()
+        progress(f"reading {where}…")
+        try:
+            measured = measure_files(where, args.success_rate, stats)
+        finally:
+            progress_done()
+            report_corrupt(stats)
     if measured is None:
-        raise CliError(f"no audit events in {directory}")
+        raise CliError(f"no audit events in {where}")
     windows, first, last = measured
     report = slo_report(windows, last, last - first + _WIDTH, DEFAULT_SLOS)
     if args.json:
@@ -115,6 +129,7 @@ def add_parser(commands: Any) -> None:
     slo = commands.add_parser("slo", help="SLOs: value, target, error budget left, burn rates")
     slo.add_argument("--dir", default=None, help="the JSONL directory (default: $AUDIT_LOG_DIR "
                                                  "or ./logs)")
+    store_options(slo)
     slo.add_argument("--check", action="store_true",
                      help="exit 1 when an SLO's budget is overspent, naming it (for CI)")
     slo.add_argument("--success-rate", type=float, default=None,

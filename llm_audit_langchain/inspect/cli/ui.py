@@ -1,4 +1,5 @@
-"""``llm-audit ui``: a live trace browser on 127.0.0.1 over a directory of JSONL files."""
+"""``llm-audit ui``: a live trace browser on 127.0.0.1 over a directory of JSONL files or a
+store (PostgreSQL, MongoDB)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,27 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_OK, CliError, default_dir, existing_dir
+from .common import EXIT_OK, CliError, default_dir, existing_dir, shown, store_options, store_uri
 
 
 def _ui(args: argparse.Namespace) -> int:
+    from ...errors import AuditError
     from ..serve import LiveReport, make_server
 
-    directory = existing_dir(args.dir)
-    live = LiveReport(directory, chain_dir=args.chain, title=f"LLM audit: {directory}")
+    source = store_uri(args)
+    if source:
+        directory: object = shown(source)
+        live = LiveReport(source, chain_dir=args.chain, title=f"LLM audit: {directory}",
+                          table=args.table)
+        try:
+            live.version()  # a wrong URI or an unreachable store fails now, not in the browser
+        except AuditError:
+            raise
+        except Exception as exc:  # the driver's connection or query error
+            raise CliError(f"cannot read {directory}: {type(exc).__name__}: {exc}") from None
+    else:
+        directory = existing_dir(args.dir)
+        live = LiveReport(directory, chain_dir=args.chain, title=f"LLM audit: {directory}")
     try:
         server = make_server(live, args.host, args.port)
     except OSError as exc:
@@ -35,6 +49,7 @@ def add_parser(commands: Any) -> None:
     """Register ``llm-audit ui``."""
     ui = commands.add_parser("ui", help="browse traces live in a browser (local HTTP server)")
     ui.add_argument("--dir", default=default_dir(), help="JSONL directory ($AUDIT_LOG_DIR)")
+    store_options(ui)
     ui.add_argument("--chain", metavar="DIR", help="audit chain directory to verify (default: DIR)")
     ui.add_argument("--host", default="127.0.0.1",
                     help="address to bind (default 127.0.0.1: this machine only)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from datetime import datetime
 from typing import Any, Protocol
 
 from ...events import AuditEvent
@@ -19,6 +21,15 @@ class AuditStore(Protocol):
     def trace_events(self, trace_id: str) -> list[AuditEvent]:
         """Every event of one trace in recorded order; ``TraceNotFoundError`` when none (or
         several traces) match the id or prefix."""
+        ...
+
+    def events(self, *, since: datetime | None = None, until: datetime | None = None,
+               event_types: Collection[str] | None = None) -> Iterator[AuditEvent]:
+        """Events in recorded order (timestamp, then event id), streamed. With ``since`` or
+        ``until``: only the whole traces that have an event starting (its ``start_time``, else
+        its ``timestamp``) in that closed range, so a trace's start is always among them and
+        whatever a trace summary says is computed from all of its events. ``event_types``:
+        only events of those types (of the traces selected)."""
         ...
 
     def close(self) -> None:
@@ -51,3 +62,9 @@ def trace_prefix(trace_id: str) -> str:
     if not wanted or any(c not in "0123456789abcdef" for c in wanted):
         raise TraceNotFoundError(f"not a trace id or prefix: {trace_id!r}")
     return wanted
+
+
+def in_range(event: AuditEvent, since: datetime | None, until: datetime | None) -> bool:
+    """True when the event starts (``start_time``, else ``timestamp``) in [since, until]."""
+    moment = event.start_time or event.timestamp
+    return (since is None or moment >= since) and (until is None or moment <= until)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Iterator
+from datetime import datetime
 from typing import Any
 
 from ...events import AuditEvent
 from ...replay.reading import jsonl_files
 from ..analytics import AnalyticsUnavailableError
+from .base import in_range
 from .sql import sql_report
 
 _LOAD = """
@@ -91,6 +94,22 @@ class JsonlStore:
         from ...replay.fixture import load_trace
 
         return load_trace(self.source, trace_id)
+
+    def events(self, *, since: datetime | None = None, until: datetime | None = None,
+               event_types: Collection[str] | None = None) -> Iterator[AuditEvent]:
+        """The files' events (corrupt lines skipped), sorted in memory: files hold them in
+        the order each process wrote them."""
+        from ...replay.reading import scan
+
+        found = list(scan(self.source))
+        if since is not None or until is not None:
+            traces = {e.trace_id for e in found if in_range(e, since, until)}
+            found = [e for e in found if e.trace_id in traces]
+        if event_types is not None:
+            wanted = set(event_types)
+            found = [e for e in found if str(e.event_type) in wanted]
+        found.sort(key=lambda e: (e.timestamp, e.event_id))
+        return iter(found)
 
     def close(self) -> None:
         """Nothing stays open between calls."""

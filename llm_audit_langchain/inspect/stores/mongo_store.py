@@ -12,6 +12,8 @@ window (nx-27017's ``$count`` window operator returns null). Percentiles: see
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from datetime import datetime
 from typing import Any
 
 from ...events import AuditEvent
@@ -88,6 +90,12 @@ def nearest_rank_percentiles(collection: Any, match: dict[str, Any], key: Any,
             if doc["rn"] == doc[f"r_{name}"]:
                 row[name] = doc[value]
     return list(rows.values())
+
+
+def _starts_in(doc: dict[str, Any], since: datetime | None, until: datetime | None) -> bool:
+    moment = doc.get("start_time") or doc.get("timestamp")
+    return moment is not None and (since is None or moment >= since) and (
+        until is None or moment <= until)
 
 
 class MongoStore:
@@ -209,6 +217,25 @@ class MongoStore:
         documents = self.collection.find({"trace_id": chosen}).sort([("timestamp", 1),
                                                                      ("_id", 1)])
         return [AuditEvent.model_validate(restore_large_fields(doc)) for doc in documents]
+
+    def events(self, *, since: datetime | None = None, until: datetime | None = None,
+               event_types: Collection[str] | None = None) -> Iterator[AuditEvent]:
+        """Streamed in cursor batches (times have the millisecond precision of BSON dates)."""
+        query: dict[str, Any] = {}
+        if since is not None or until is not None:
+            # start_time, else timestamp: two plain range queries, each document checked
+            # again here (nx-27017 compares dates to the second, and drops a range when the
+            # filter also tests a field for null)
+            bounds = {k: v for k, v in (("$gte", since), ("$lte", until)) if v is not None}
+            fields = {"trace_id": 1, "start_time": 1, "timestamp": 1, "_id": 0}
+            traces = {doc["trace_id"] for field in ("start_time", "timestamp")
+                      for doc in self.collection.find({field: bounds}, fields)
+                      if _starts_in(doc, since, until)}
+            query["trace_id"] = {"$in": sorted(traces)}
+        if event_types is not None:
+            query["event_type"] = {"$in": list(event_types)}
+        for document in self.collection.find(query).sort([("timestamp", 1), ("_id", 1)]):
+            yield AuditEvent.model_validate(restore_large_fields(document))
 
     def close(self) -> None:
         self._client.close()

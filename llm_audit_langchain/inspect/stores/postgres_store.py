@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from datetime import datetime
 from typing import Any
 
 from ...errors import ConfigError
@@ -48,6 +50,25 @@ class PostgresStore:
         rows = self._fetch(f"SELECT document FROM {self.table} WHERE trace_id = %s "
                            "ORDER BY \"timestamp\", event_id", [chosen])
         return [AuditEvent.model_validate(restore_large_fields(r["document"])) for r in rows]
+
+    def events(self, *, since: datetime | None = None, until: datetime | None = None,
+               event_types: Collection[str] | None = None) -> Iterator[AuditEvent]:
+        """Streamed row by row (the whole result never sits in memory)."""
+        where: list[str] = []
+        params: list[Any] = []
+        bounds = [(op, moment) for op, moment in ((">=", since), ("<=", until)) if moment]
+        if bounds:
+            where.append(f"trace_id IN (SELECT trace_id FROM {self.table} WHERE " + " AND ".join(
+                f'COALESCE(start_time, "timestamp") {op} %s' for op, _ in bounds) + ")")
+            params += [moment for _, moment in bounds]
+        if event_types is not None:
+            where.append("event_type = ANY(%s)")
+            params.append(list(event_types))
+        sql = (f"SELECT document FROM {self.table}"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + ' ORDER BY "timestamp", event_id')
+        for (document,) in self._conn.cursor().stream(sql, params):
+            yield AuditEvent.model_validate(restore_large_fields(document))
 
     def close(self) -> None:
         self._conn.close()
