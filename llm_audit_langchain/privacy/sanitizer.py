@@ -20,7 +20,7 @@ from typing import Any, Literal
 from langchain_core.messages import BaseMessage
 
 from ..forksafe import renew_after_fork
-from .detectors import _BUILTIN_DETECTORS, _Detector, _overlap
+from .detectors import _BUILTIN_DETECTORS, LANGCHAIN_ID, LANGCHAIN_ID_MAX, _Detector, _overlap
 from .keys import _KEY_ANCHORS, BUILTIN_SENSITIVE_KEYS, _anchor_of, _key_value_finder, _normal_key
 from .markers import (
     _ESCAPE_LETTER,
@@ -205,8 +205,9 @@ class Sanitizer:
 
     def _redacted(self, text: str) -> str:
         size = len(text)
-        if size < _SHORT and self._builtin_only and not _SHORT_SUSPECT.search(text):
-            return text  # every built-in match holds one of these; a regex call is all it costs
+        if self._builtin_only and ((size < _SHORT and not _SHORT_SUSPECT.search(text)) or (size
+                                   <= LANGCHAIN_ID_MAX and LANGCHAIN_ID.fullmatch(text))):
+            return text  # no built-in detector can match: a regex call is all it costs
         if size > self.max_string_length:
             return self._truncate(text, redact=True)  # only the kept head is scanned
         with self._lock:
