@@ -155,29 +155,28 @@ def warn_misspelled_variables() -> None:
     """Warn once per name about an ``AUDIT_*`` variable that looks like a misspelling of ours."""
     known = known_variables()
     for name in os.environ:
-        upper = name.upper()
-        if name in _warned_variables or upper in UNPREFIXED_VARIABLES:
+        if name in _warned_variables:
             continue
-        if not upper.startswith("AUDIT_"):
-            # SUCESS_SAMPLE_RATE would silently leave sampling at its default
-            if "SAMPLE" in upper or "SLOW_REQUEST" in upper:
-                hint = _suggestion(upper, list(UNPREFIXED_VARIABLES))
-                if hint:
-                    _warned_variables.add(name)
-                    logger.warning("llm-audit: environment variable %s is not one we read%s",
-                                   name, hint)
-            continue
-        if upper in known:
-            continue
-        unprefixed = upper.removeprefix("AUDIT_")
-        if unprefixed in UNPREFIXED_VARIABLES:
-            hint = f"; did you mean {unprefixed}?"
-        else:
-            hint = _suggestion(upper, known)
+        hint = _misspelling_hint(name.upper(), known)
         if hint:
             _warned_variables.add(name)
             logger.warning("llm-audit: environment variable %s is not one we read%s",
                            name, hint)
+
+
+def _misspelling_hint(upper: str, known: list[str]) -> str:
+    """``"; did you mean X?"`` for a variable close to one we read, else ``""``."""
+    if upper in UNPREFIXED_VARIABLES or upper in known:
+        return ""
+    if not upper.startswith("AUDIT_"):
+        # SUCESS_SAMPLE_RATE would silently leave sampling at its default
+        if "SAMPLE" in upper or "SLOW_REQUEST" in upper:
+            return _suggestion(upper, list(UNPREFIXED_VARIABLES))
+        return ""
+    unprefixed = upper.removeprefix("AUDIT_")
+    if unprefixed in UNPREFIXED_VARIABLES:
+        return f"; did you mean {unprefixed}?"
+    return _suggestion(upper, known)
 
 
 def _suggestion(name: str, known: list[str]) -> str:
