@@ -464,7 +464,7 @@ def test_none_mode_sanitizes_keys_and_numbers_that_are_personal() -> None:
 def test_full_mode_warns_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(sanitizer_module, "_full_mode_warned", False)
+    sanitizer_module._warn_full_mode.cache_clear()
     with caplog.at_level(logging.WARNING, logger="llm_audit_langchain"):
         Sanitizer("full")
         Sanitizer("full")

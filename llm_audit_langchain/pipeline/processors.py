@@ -172,6 +172,7 @@ TRUSTED_DATA_KEYS = COMPUTED_DATA_KEYS | frozenset({
 })
 
 _NOT_PLAIN = object()
+_COORDINATES_MEMO = 1_024
 
 
 def _is_plain(value: Any) -> bool:
@@ -222,6 +223,24 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
     model, the names inside trusted ``data`` fields), data, error message, traceback, input
     snapshot. Returns the same event, sanitized in place."""
     name = sanitizer.sanitize_name
+    # Graph coordinates recur in every event of a node (its LLM calls, routes, tool selection):
+    # their sanitized form is remembered by content (bounded: cleared when full).
+    coordinates: dict[tuple[Any, ...], Any] = {}
+
+    def trusted(value: Any) -> Any:
+        try:
+            key = tuple(value.items()) if type(value) is dict else None
+            hit = coordinates.get(key) if key is not None else None
+        except TypeError:  # an unhashable value inside: no memo
+            key = hit = None
+        if hit is not None:
+            return hit
+        plain = _plain_with_names(value, name)
+        if key is not None and plain is not _NOT_PLAIN:
+            if len(coordinates) >= _COORDINATES_MEMO:
+                coordinates.clear()
+            coordinates[key] = plain
+        return plain
 
     def sanitize_data(data: dict[str, Any]) -> dict[str, Any]:
         clean: dict[str, Any] = {}
@@ -230,7 +249,8 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
             if key in COMPUTED_DATA_KEYS and _is_plain(value):
                 clean[key] = value
                 continue
-            plain = _plain_with_names(value, name) if key in TRUSTED_DATA_KEYS else _NOT_PLAIN
+            plain = (trusted(value) if key == "langgraph" else _plain_with_names(value, name)) \
+                if key in TRUSTED_DATA_KEYS else _NOT_PLAIN
             if plain is _NOT_PLAIN:
                 untrusted[key] = value
             else:

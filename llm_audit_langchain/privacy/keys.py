@@ -4,7 +4,7 @@ of ``password=...``, ``"api_key": "..."`` and ``Authorization: ...`` inside text
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 
 from .scan import Finder, Span, _Scan
@@ -81,3 +81,34 @@ def _value_after_key(text: str, at: int, suffixes: tuple[str, ...]) -> Span | No
         value_end = len(text) if line_end < 0 else line_end
         value_end = value_start + len(text[value_start:value_end].rstrip())
     return value_start, value_end
+
+
+_KEY_MEMO = 4_096  # distinct key names remembered per sanitizer (cleared when full)
+_KEY_MAX_CACHED = 512  # longer keys are not remembered
+
+
+class KeyMemo:
+    """What a mapping key becomes (its output form, and whether its value is masked), worked out
+    once per key name: the same keys recur in every event (``content``, ``type``, ``id``...).
+    ``redact`` is the sanitizer's text redaction (None in ``full`` mode: keys kept, nothing
+    masked). Bounded: a flood of distinct keys clears it and it starts over."""
+
+    def __init__(self, suffixes: tuple[str, ...], redact: Callable[[str], str] | None) -> None:
+        self.known: dict[str, tuple[str, bool]] = {}
+        self._suffixes = suffixes
+        self._redact = redact
+
+    def facts(self, name: str) -> tuple[str, bool]:
+        redact = self._redact
+        if redact is None:
+            return name, False
+        # Short identifier-like keys cannot hold anything a detector finds.
+        short = len(name) < 6 or (name.isidentifier() and name.isascii() and len(name) < 20)
+        normal = _normal_key(name)
+        facts = (name if short else redact(name),
+                 bool(normal) and normal.endswith(self._suffixes))
+        if len(name) <= _KEY_MAX_CACHED:
+            if len(self.known) >= _KEY_MEMO:
+                self.known.clear()
+            self.known[name] = facts
+        return facts

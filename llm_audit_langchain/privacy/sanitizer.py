@@ -4,12 +4,12 @@ See ``docs/privacy.md`` for what each capture mode stores and what each detector
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
 import math
 import re
-import sys
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
@@ -21,7 +21,14 @@ from langchain_core.messages import BaseMessage
 
 from ..forksafe import renew_after_fork
 from .detectors import _BUILTIN_DETECTORS, LANGCHAIN_ID, LANGCHAIN_ID_MAX, _Detector, _overlap
-from .keys import _KEY_ANCHORS, BUILTIN_SENSITIVE_KEYS, _anchor_of, _key_value_finder, _normal_key
+from .keys import (
+    _KEY_ANCHORS,
+    BUILTIN_SENSITIVE_KEYS,
+    KeyMemo,
+    _anchor_of,
+    _key_value_finder,
+    _normal_key,
+)
 from .markers import (
     _ESCAPE_LETTER,
     _IN_TEXT_MARKER,
@@ -54,17 +61,8 @@ _NAME_MAX_CACHED = 512
 _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
 
-_full_mode_warned = False
-_warn_lock = threading.Lock()
-renew_after_fork(sys.modules[__name__], "_warn_lock")
-
-
+@functools.cache  # once per process
 def _warn_full_mode() -> None:
-    global _full_mode_warned  # noqa: PLW0603 - one process-wide warning, by design
-    with _warn_lock:
-        if _full_mode_warned:
-            return
-        _full_mode_warned = True
     logger.warning(
         "llm-audit-langchain: capture mode 'full' is ON. Prompts, outputs and tool arguments "
         "are exported WITHOUT redaction, including any secrets and personal data they hold. "
@@ -129,6 +127,7 @@ class Sanitizer:
         self._messages: OrderedDict[int, tuple[BaseMessage, Any]] = OrderedDict()
         self._cache_chars = 0
         self._names: dict[str, str] = {}  # sanitize_name's results; dict get/set need no lock
+        self._keys = KeyMemo(self._key_suffixes, self._redacted if mode != "full" else None)
         self._errors = 0
         self._logged_causes: set[str] = set()
         if mode == "full":
@@ -377,13 +376,20 @@ class Sanitizer:
             return stop
         try:
             out: dict[str, Any] = {}
-            for key, item in head_of(mapping.items(), len(mapping), out, self.max_items):
+            size = len(mapping)
+            pairs = (mapping.items() if type(mapping) is dict and size <= self.max_items
+                     else head_of(mapping.items(), size, out, self.max_items))
+            known, facts = self._keys.known.get, self._keys.facts
+            for key, item in pairs:
                 name = key if type(key) is str else str(key)  # raising fails the mapping
-                if self.mode != "full" and self._is_sensitive_key(name):
+                clean, masked = known(name) or facts(name)
+                if masked:
                     cleaned = self._mask(item)
+                elif item is None or type(item) is bool:
+                    cleaned = item
                 else:
                     cleaned = self._node(item, depth + 1, active)
-                out[unique_key(out, self._clean_key(name))] = cleaned
+                out[unique_key(out, clean) if clean in out else clean] = cleaned
             return out
         finally:
             active.discard(id(mapping))
@@ -412,16 +418,6 @@ class Sanitizer:
             return self._mapping(fields, depth, active)
         finally:
             active.discard(id(owner))
-
-    def _clean_key(self, name: str) -> str:
-        if self.mode == "full" or len(name) < 6 or (
-                name.isidentifier() and name.isascii() and len(name) < 20):
-            return name
-        return self._redacted(name)
-
-    def _is_sensitive_key(self, name: str) -> bool:
-        normal = _normal_key(name)
-        return bool(normal) and normal.endswith(self._key_suffixes)
 
     def _mask(self, value: Any) -> Any:
         if value is None or (value == "" and isinstance(value, str)):
