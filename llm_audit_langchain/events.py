@@ -153,10 +153,12 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+# Every field in declared order (required ones as None until given), so an event built here
+# has its ``__dict__`` in the same order as one pydantic validated: the JSONL writer serialises
+# ``__dict__`` directly, and its lines keep ``event_to_dict``'s key order.
 _FIELD_DEFAULTS: dict[str, Any] = {
-    name: field.get_default(call_default_factory=True)
+    name: None if field.is_required() else field.get_default(call_default_factory=True)
     for name, field in AuditEvent.model_fields.items()
-    if not field.is_required()
 }
 
 

@@ -213,6 +213,36 @@ def test_jsonl_record_round_trips_to_the_event(tmp_path: Path) -> None:
     assert AuditEvent.model_validate(strict_json(line)) == event
 
 
+
+def test_jsonl_lines_are_the_documented_record_byte_for_byte(tmp_path: Path) -> None:
+    """The writer serialises an event's fields directly (no intermediate dict): its lines must
+    still be exactly ``event_to_dict`` in orjson, key order included, for events the handler
+    built on the worker (a tool error among them) and for events built by validation."""
+    import orjson
+    from graphs import react_agent, tool_call
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from llm_audit_langchain import AuditCallbackHandler
+    from llm_audit_langchain.events import event_to_dict
+
+    memory = MemoryExporter()
+    handler = AuditCallbackHandler(exporters=[memory], config=AuditConfig(exporter="none"))
+    graph = react_agent([tool_call("get_weather", {"city": "Atlantis"}, "c1"),
+                         AIMessage("Unknown city.")])
+    graph.invoke({"messages": [HumanMessage("Weather in Atlantis?")]},
+                 config={"callbacks": [handler]})
+    handler.shutdown(10)
+    events = [*memory.events, make_event(1, timestamp=datetime(2024, 3, 10, 23, 0, tzinfo=UTC),
+                                         error=ErrorDetail(type="E", message="m",
+                                                           input_snapshot={"q": [1]}))]
+    assert any(event.error is not None for event in memory.events)
+    exporter = JsonlExporter(tmp_path)
+    exporter.export(events)
+    exporter.shutdown()
+    written = b"".join(path.read_bytes() for path in sorted(tmp_path.glob("*.jsonl")))
+    expected = sorted(orjson.dumps(event_to_dict(event)) for event in events)
+    assert sorted(written.splitlines()) == expected
+
 @needs_jq
 def test_jq_parses_every_line(tmp_path: Path) -> None:
     exporter = JsonlExporter(tmp_path)
