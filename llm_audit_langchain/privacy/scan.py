@@ -229,7 +229,8 @@ _NUMBER_RULES: tuple[_NumberRule, ...] = (
     ),
     _NumberRule(
         "CARD",
-        r"(?<![\w\-+.,/])[2-6][0-9](?:[ \-]?[0-9]){11,17}(?![\w\-]|[.,/][0-9])",
+        # ``_`` and ``-`` may glue it to a word (``card_4242...``, ``ref-4242...``): still found
+        r"(?<![^\W_]|[+.,/])[2-6][0-9](?:[ \-]?[0-9]){11,17}(?![^\W_]|[\-.,/][0-9])",
         _luhn_ok,
         trim=" -",
     ),
@@ -272,7 +273,7 @@ _NUMBER_RES = tuple(re.compile(rule.regex) for rule in _NUMBER_RULES)
 # One alternation for all rules, tried only where a token starts (the guard makes every other
 # position fail at once instead of trying each rule there).
 _NUMBERS = re.compile(
-    r"(?=[0-9A-Z+(xyz])(?<![0-9A-Za-z_])(?:"
+    r"(?=[0-9A-Z+(xyz])(?<![0-9A-Za-z])(?:"
     + "|".join(f"(?P<n{i}>{rule.regex})" for i, rule in enumerate(_NUMBER_RULES))
     + ")"
 )
