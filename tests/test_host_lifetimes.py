@@ -96,8 +96,10 @@ async def test_a_failing_nodes_locals_are_freed_after_ainvoke(
 
 
 def _sampled_config(**overrides: object) -> AuditConfig:
-    """Tail sampling on (traces wait for their root) and every normal trace kept."""
-    return fast_config(debug=False, sampling=SamplingPolicy(success_rate=1.0), **overrides)
+    """Tail sampling on (traces wait for their root) and every trace kept: as slow (any root
+    latency is over a 0 ms threshold), since keeping everything by rate holds nothing."""
+    policy = SamplingPolicy(success_rate=0.0, slow_threshold_ms=0.0)
+    return fast_config(debug=False, sampling=policy, **overrides)
 
 
 def _flush_forever(handler: AuditCallbackHandler | Pipeline) -> bool | None:

@@ -156,6 +156,35 @@ def test_upstream_sampled_flag_is_honoured(flag: str, expected: int) -> None:
     handler.shutdown(5)
 
 
+def test_keeping_everything_holds_nothing_and_keeps_unsampled_upstreams() -> None:
+    """Compliance: with successes and errors both kept at rate 1, every trace is kept (an
+    upstream ``sampled=0`` too) and events go out as they come, not when their root ends."""
+    memory = MemoryExporter()
+    handler = audited(SamplingPolicy(success_rate=1.0), memory)
+
+    def chunks(x: int) -> Any:
+        yield from (x, x + 1)
+
+    stream = (RunnableLambda(lambda x: x, name="first") | RunnableLambda(chunks)).stream(
+        1, config={"callbacks": [handler]})
+    next(stream)  # the root is still open
+    assert handler.flush(10)
+    assert [e.action for e in memory.events] == ["first"]
+    assert handler.stats()["sampling"]["held"] == 0
+    stream.close()
+    memory.clear()
+    for i in range(4):
+        with TraceContext.from_traceparent(f"00-{i + 1:032x}-{i + 1:016x}-00"):
+            nested_chain(False).invoke(i, config={"callbacks": [handler]})
+    assert handler.flush(10)
+    upstream = {f"{i + 1:032x}" for i in range(4)}
+    roots = [e for e in memory.events if e.data.get("trace_root") and e.trace_id in upstream]
+    assert len(roots) == 4
+    assert all(r.data["sampling"] == {"reason": "all", "rate": 1.0} for r in roots)
+    assert handler.stats()["dropped"].get("sampled_out", 0) == 0
+    handler.shutdown(5)
+
+
 def test_unsampled_upstream_still_keeps_errors() -> None:
     memory = MemoryExporter()
     handler = audited(SamplingPolicy(success_rate=1.0), memory)

@@ -18,7 +18,10 @@ What each knob applies to (env var in brackets):
 
 How they combine, for each trace, when its root run ends:
 
-1. debug → keep.
+0. ``success_rate`` and ``error_rate`` both 1 (keeping everything, as compliance needs) → every
+   trace is kept, an upstream ``sampled=0`` included, and its events go out as they come: nothing
+   is held, nothing remembered (``reason = "all"`` on the root).
+1. debug → keep (as 0, without a reason on the root).
 2. error or timeout anywhere in the trace → keep with ``error_rate``.
 3. slow root, a retry, a fallback, a guardrail, a human review, feedback, a write-ahead tool
    call, or cost over the threshold → keep.
@@ -142,6 +145,12 @@ class SamplingPolicy:
                               f"not {type(config.sampling).__name__}")
         return cls.from_env(debug=config.debug or None, keep_first=config.keep_first_traces)
 
+    @property
+    def keeps_everything(self) -> bool:
+        """True when no trace can be dropped (``debug``, or successes and errors both kept at
+        rate 1): events then go straight through, nothing is held or remembered."""
+        return self.debug or (self.success_rate >= 1.0 and self.error_rate >= 1.0)
+
     def head_sampled(self, trace_id: str) -> bool:
         """The W3C ``sampled`` flag for a trace this process starts."""
         return trace_fraction(trace_id) < self.trace_rate
@@ -201,6 +210,7 @@ class TailSampler:
 
     def __init__(self, policy: SamplingPolicy) -> None:
         self.policy = policy
+        self._keep_all = policy.keeps_everything
         self._open: OrderedDict[str, TraceState] = OrderedDict()
         self._decided = DecidedTraces(_MAX_DECIDED)
         self._held = 0
@@ -225,7 +235,9 @@ class TailSampler:
 
         ``event`` may still be unbuilt (``pending.PendingEvent``): the pipeline builds only what
         is kept. What decides (status, type, cost, the root's latency) is readable either way."""
-        if self.policy.debug:
+        if self._keep_all:
+            if event.data.get(_ROOT) and not self.policy.debug:
+                event.data["sampling"] = {"reason": "all", "rate": 1.0}
             return [event], 0
         decided = self._decided.get(event.trace_id)
         if decided is not None:
