@@ -261,11 +261,14 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
         return clean
 
     def sanitize_event(event: AuditEvent) -> AuditEvent:
-        event.agent = name(event.agent)
-        event.action = name(event.action)
-        if event.model is not None:
-            event.model = name(event.model)
-        event.data = sanitize_data(event.data)
+        # Plain stores into the model's fields (pydantic's ``__setattr__`` costs a call chain
+        # per field and validates nothing here); every one of them was already set.
+        fields = event.__dict__
+        fields["agent"] = name(fields["agent"])
+        fields["action"] = name(fields["action"])
+        if fields["model"] is not None:
+            fields["model"] = name(fields["model"])
+        fields["data"] = sanitize_data(fields["data"])
         if event.event_type is AuditEventType.CONTEXT_VERSION and "state" in event.data:
             event.data["state_hash"] = state_hash(event.data.pop("state"))
         error = event.error
