@@ -90,20 +90,42 @@ def _size(read: Callable[[], Any]) -> int | str:
         return "?"
 
 
+def _mb(*maps: dict[Any, Any]) -> str:
+    """Bytes held by dicts of strings, ints and the like (keys and values; a value that is its
+    key, None or a bool counted once): an estimate in MB with ``sys.getsizeof``."""
+    try:
+        size = 0
+        for table in maps:
+            size += sys.getsizeof(table)
+            for key, value in table.items():
+                size += sys.getsizeof(key)
+                if value is not key and value is not None and type(value) is not bool:
+                    size += sys.getsizeof(value)
+        return f"{size / 2**20:.2f}"
+    except Exception:
+        return "?"
+
+
 def internal_sizes(handler: AuditCallbackHandler) -> dict[str, int | str]:
-    """Entries in the maps that live as long as the handler (each one is bounded by design)."""
+    """Entries in the maps that live as long as the handler (each one is bounded by design),
+    and for the biggest ones an estimate of their memory."""
     san = sanitizer_of(handler)
     sampler = handler._pipeline._sampler
+    decided = getattr(sampler, "_decided", None)
     return {
         "sanitizer texts": _size(lambda: san._cache),  # type: ignore[union-attr]
         "sanitizer text chars (k)": _size(
             lambda: san._cache_chars // 1000),  # type: ignore[union-attr]
+        "sanitizer texts (MB)": _mb(getattr(san, "_cache", {})),
         "sanitizer messages": _size(lambda: san._messages),  # type: ignore[union-attr]
         "sanitizer names": _size(lambda: san._names),  # type: ignore[union-attr]
+        "sanitizer names (MB)": _mb(getattr(san, "_names", {})),
         "sampler open traces": _size(lambda: sampler._open),  # type: ignore[union-attr]
         "sampler decided": _size(lambda: sampler._decided),  # type: ignore[union-attr]
+        "sampler decided (MB)": _mb(getattr(decided, "_new", {}), getattr(decided, "_old", {})),
         "open runs": _size(lambda: handler._runs),
         "closed run ids": _size(lambda: handler._closed),
+        "closed run ids (MB)": _mb(getattr(handler, "_closed", {})),
         "tool call ids": _size(lambda: handler._tool_calls),
         "cost traces": _size(lambda: handler.costs._traces),
         "thread traces": _size(lambda: handler._thread_traces._traces),
