@@ -18,7 +18,8 @@ Reported per size and mode: median CPU per run, the median over rounds of the ov
 ``bare`` of the same size and round (with its interquartile range), that overhead per kB of
 history, and its ratio to the smallest size's: cost linear in bytes gives ratios near the size
 ratios (10x, 100x) and a per-kB cost that falls towards a constant; a constant part (the events
-themselves) makes both smaller.
+themselves) makes both smaller; the cost of each kB above the smallest size (the slope)
+stays about constant when the growth is linear.
 
 Then, for ``keep-all``, one untimed measurement per size with the sanitizer's scan wrapped
 (``Sanitizer._redact_all`` on the handler's instance, reached through the pipeline's sanitize
@@ -112,8 +113,9 @@ def report(kind: str, sizes: list[int], modes: list[str],
     print(f"\n{kind}: medians of {len(samples[sizes[0], 'bare'])} rounds, CPU time of the "
           f"process per run (worker included)\n")
     print("| history (kB) | mode | CPU (ms) | overhead (ms) | overhead IQR (ms) "
-          "| overhead per kB (µs) | overhead ÷ smallest size's | wall (ms) |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+          "| overhead per kB (µs) | each kB above the smallest (µs) "
+          "| overhead ÷ smallest size's | wall (ms) |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     first: dict[str, float] = {}
     for size in sizes:
         bare = samples[size, "bare"]
@@ -125,13 +127,16 @@ def report(kind: str, sizes: list[int], modes: list[str],
             wall = statistics.median(w for w, _ in values)
             median_cpu = statistics.median(c for _, c in values)
             if mode == "bare":
-                print(f"| {size} | bare | {median_cpu * 1e3:.3f} | | | | | {wall * 1e3:.3f} |")
+                print(f"| {size} | bare | {median_cpu * 1e3:.3f} | | | | | | "
+                      f"{wall * 1e3:.3f} |")
                 continue
             first.setdefault(mode, overhead)
             ratio = f"{overhead / first[mode]:.1f}" if first[mode] > 0 else "-"
+            extra = (f"{(overhead - first[mode]) / (size - sizes[0]) * 1e6:.1f}"
+                     if size > sizes[0] else "")
             print(f"| {size} | {mode} | {median_cpu * 1e3:.3f} | {overhead * 1e3:.3f} | "
-                  f"{q1 * 1e3:.2f}..{q3 * 1e3:.2f} | {overhead / size * 1e6:.1f} | {ratio} | "
-                  f"{wall * 1e3:.3f} |")
+                  f"{q1 * 1e3:.2f}..{q3 * 1e3:.2f} | {overhead / size * 1e6:.1f} | {extra} | "
+                  f"{ratio} | {wall * 1e3:.3f} |")
 
 
 def count_scans(args: argparse.Namespace, sizes: list[int], log_dir: str) -> None:
