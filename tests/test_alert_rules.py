@@ -9,7 +9,8 @@ import pytest
 from alert_streams import Clock, Runs, replay, spread
 
 from llm_audit_langchain import AuditCallbackHandler, AuditConfig, MemoryExporter
-from llm_audit_langchain.alerts import Alert, AlertEngine, AlertRule, CallbackNotifier
+from llm_audit_langchain.alerts import Alert, AlertEngine, AlertRule, CallbackNotifier, lifecycle
+from llm_audit_langchain.alerts.measures import Labels, Measurement
 from llm_audit_langchain.errors import ConfigError
 
 HOUR = 3_600.0
@@ -222,6 +223,24 @@ def test_cooldown_suppresses_a_flapping_alert(clock: Clock, runs: Runs) -> None:
     engine.check(start + 2_005)
     assert engine.flush_notifications()
     assert [a.state for a in received] == ["fired", "resolved", "fired"]
+
+
+def test_cooldowns_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day-long cooldown over threads that each go over budget once: the last announcement of
+    each would be kept for a day. Past ``MAX_COOLDOWNS`` the oldest is forgotten."""
+    monkeypatch.setattr(lifecycle, "MAX_COOLDOWNS", 50)
+    rule = AlertRule("thread_budget", "thread_cost_usd_day", 1.0, cooldown_s=86_400.0)
+    states = lifecycle.Lifecycle()
+    announced: list[tuple[str, str]] = []
+    for i in range(500):  # thread i goes over budget, thread i - 1's day is over: resolved
+        measured: dict[Labels, Measurement] = {(("thread_id", f"t{i}"),): (2.0, [])}
+        announced += [(a.labels["thread_id"], a.state) for a in states.step(rule, measured, i)]
+        assert len(states._last_announced[rule.name]) <= 50
+    assert len(announced) == 999  # every thread fired once and all but the last resolved
+    again = states.step(rule, {(("thread_id", "t498"),): (2.0, [])}, 500.0)
+    assert [a.state for a in again] == ["resolved"]  # t499's; t498 is in its cooldown: silent
+    forgotten = states.step(rule, {(("thread_id", "t0"),): (2.0, [])}, 501.0)
+    assert [(a.labels["thread_id"], a.state) for a in forgotten] == [("t0", "fired")]
 
 
 def test_rules_in_code_replace_builtins_by_name_and_fail_on_bad_fields() -> None:

@@ -73,6 +73,30 @@ def test_flush_returns_false_when_an_exporter_flush_never_returns(stuck: list[St
     assert _returns(handler.shutdown, 0.2) == [False]
 
 
+def test_repeated_flushes_leave_one_thread_on_a_stuck_exporter(stuck: list[Stuck]) -> None:
+    """Each flush that overruns leaves its call running on a helper thread; a caller flushing
+    every request must not pile up one more such thread per call."""
+    exporter = Stuck("force_flush")
+    stuck.append(exporter)
+    handler = AuditCallbackHandler([exporter], config=fast_config())
+    react_agent(responder=lambda _: AIMessage("hi")).invoke(
+        {"messages": [("user", "hi")]}, config={"callbacks": [handler]})
+
+    def helpers() -> int:
+        return sum(1 for t in threading.enumerate() if t.name == "llm-audit-exporter-call")
+
+    before = helpers()
+    for _ in range(20):
+        assert _returns(handler.flush, 0.05) == [False]
+    assert helpers() - before == 1
+    exporter.release.set()  # the stuck call returns: flushing works again
+    for thread in threading.enumerate():
+        if thread.name == "llm-audit-exporter-call":
+            thread.join(_GENEROUS_S)
+    assert _returns(handler.flush, 5) == [True]
+    handler.shutdown(5)
+
+
 def test_shutdown_returns_when_an_exporter_shutdown_never_returns(stuck: list[Stuck]) -> None:
     exporter = Stuck("shutdown")
     stuck.append(exporter)

@@ -349,6 +349,53 @@ def test_a_retried_batch_never_sends_an_accepted_call_twice(moto: MotoServer) ->
         proxy.stop()
 
 
+class _EverySecondCallFails:
+    """A logs client whose even-numbered PutLogEvents calls fail (not retryable)."""
+
+    class exceptions:  # noqa: N801 - as boto3 names it
+        ResourceAlreadyExistsException = type("ResourceAlreadyExistsException", (Exception,), {})
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.accepted: list[str] = []
+
+    def create_log_group(self, **_: Any) -> None:
+        return None
+
+    def create_log_stream(self, **_: Any) -> None:
+        return None
+
+    def put_log_events(self, **call: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        if self.calls % 2 == 0:
+            raise ClientError({"Error": {"Code": "InvalidParameterException", "Message": "no"}},
+                              "PutLogEvents")
+        self.accepted += [json.loads(e["message"])["event_id"] for e in call["logEvents"]]
+        return {}
+
+
+def test_keys_of_partly_sent_batches_are_not_kept_for_ever() -> None:
+    """Batches the pipeline gave up on after their first call went in: their keys must go, or
+    a long partial outage grows the set by a batch each time."""
+    from botocore.exceptions import ClientError
+
+    client = _EverySecondCallFails()
+    exporter = CloudWatchExporter("/g", "s", client=client, max_attempts=1)
+    now = datetime.now(UTC)
+    firsts = []
+    for i in range(100):  # 30 hours apart: two calls per batch, the second one fails
+        batch = [event(i, when=now - timedelta(hours=30)), event(i, when=now)]
+        firsts.append(batch[0].event_id)
+        with pytest.raises(ClientError):
+            exporter.export(batch)
+        assert len(exporter._accepted_keys) <= len(batch)
+    exporter.export(batch)  # the pipeline's retry of the last one: only what did not go in
+    assert client.accepted == [*firsts, batch[1].event_id]
+    assert not exporter._accepted_keys
+
+
 def test_emf_lines_go_with_the_header_that_makes_them_metrics(moto: MotoServer) -> None:
     from sink_servers import FaultyProxy
 

@@ -191,6 +191,22 @@ def test_unknown_model_is_none_with_one_warning_per_model(
     assert "my-private-model" in messages[0] and "another-private-model" in messages[1]
 
 
+def test_warnings_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch,
+                                        fresh_book: pricing._PriceBook,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Model ids come from callers (fine-tunes, deployments): one remembered warning each
+    must not grow for ever. Past the bound one last warning says so, then nothing more."""
+    monkeypatch.setattr(pricing, "_WARNED_LIMIT", 20)
+    for i in range(200):
+        assert calculate_cost(f"private-model-{i}", 10, 10) is None
+        assert len(fresh_book._warned) <= 21
+    messages = warnings_in(caplog)
+    assert len(messages) == 21
+    assert all(f"private-model-{i}" in messages[i] for i in range(20))
+    assert "further ones are not logged" in messages[20]
+    assert calculate_cost(HAIKU, 1000, 500) == pytest.approx(REFERENCE)  # pricing goes on
+
+
 def test_none_tokens_or_model_give_none(caplog: pytest.LogCaptureFixture) -> None:
     assert calculate_cost(HAIKU, None, 500) is None
     assert calculate_cost(HAIKU, 1000, None) is None

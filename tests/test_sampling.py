@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from llm_audit_langchain import (
     AuditCallbackHandler,
     AuditConfig,
     AuditEvent,
+    AuditEventType,
     MemoryExporter,
     SamplingPolicy,
     TraceContext,
@@ -209,6 +211,23 @@ def test_held_buffer_overflow_decides_early_and_favours_errors() -> None:
     assert any(e.event_type == "tool.error" for e in trace)
     assert handler._pipeline._sampler.stats()["early_decisions"] >= 1  # type: ignore[union-attr]
     handler.shutdown(5)
+
+
+def test_open_traces_that_hold_nothing_are_bounded_too() -> None:
+    """A review (or a write-ahead tool call) is released at once, so its trace holds no event;
+    traces whose root never comes must still not accumulate past ``max_held_events``."""
+    sampler = SamplingPolicy(success_rate=0.0, max_held_events=10).sampler()
+    released = 0
+    for _ in range(100):
+        review = AuditEvent(event_id=new_trace_id(), trace_id=new_trace_id(),
+                            span_id=new_trace_id()[:16], timestamp=datetime.now(UTC),
+                            event_type=AuditEventType.HUMAN_REVIEW, agent="a", action="review")
+        out, dropped = sampler.offer(review)
+        assert out == [review] and dropped == 0  # never held, never dropped
+        released += len(out)
+        assert sampler.stats()["open_traces"] <= 10
+    assert released == 100 and sampler.stats()["early_decisions"] == 90
+    assert sampler.stats()["held"] == 0
 
 
 def test_metrics_observers_see_sampled_out_events() -> None:

@@ -14,6 +14,9 @@ from .measures import Labels, Measurement
 from .rules import AlertRule
 
 FIRED, RESOLVED = "fired", "resolved"
+MAX_COOLDOWNS = 100_000
+"""Label sets whose last announcement is remembered per rule (for its cooldown) at most; past
+it the oldest is forgotten, so that label set may be announced again before its cooldown ends."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,14 @@ class Lifecycle:
                 self.suppressed += 1
                 continue
             track.announced = True
+            announced.pop(labels, None)  # re-inserted: the dict stays in announcement order
             announced[labels] = now
             value, examples = measured[labels]
             alerts.append(self._alert(rule, FIRED, labels, value, now, track, examples))
         for labels in [labels for labels in tracks if labels not in holding]:
             track = tracks.pop(labels)
             if track.firing and track.announced:
+                announced.pop(labels, None)
                 announced[labels] = now  # the cooldown runs from the resolution
                 current = measured.get(labels)
                 alerts.append(self._alert(rule, RESOLVED, labels, current[0] if current else None,
@@ -107,6 +112,8 @@ class Lifecycle:
             for labels in [k for k, at in announced.items()
                            if now - at >= rule.cooldown_s and k not in tracks]:
                 del announced[labels]
+        while len(announced) > MAX_COOLDOWNS:  # a long cooldown over many users or threads
+            del announced[next(iter(announced))]
         return alerts
 
     def active(self) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 End and error callbacks carry no name or metadata, so the start record holds them until the run
 closes. Runs that never close (a cancelled stream, a killed task) are evicted after a TTL and
-reported with status ``timeout``; the map never grows past ``max_runs``.
+reported with status ``timeout``; the map never grows past ``max_runs``, and at most
+``MAX_SHADOWED`` open runs share one id (a caller reusing ``config["run_id"]`` for runs it then
+abandons: the oldest beyond that is evicted as ``timeout`` too).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from uuid import UUID
 
 _SHADOWED = "shadowed_run"  # Run.extra key: the open run whose id this one reused
+MAX_SHADOWED = 100
+"""Open runs tracked under one id at most (the newest and those it shadows)."""
 
 
 def tag_number(tags: list[str], prefix: str) -> int | None:
@@ -85,7 +89,8 @@ class RunTracker:
         return None if run_id is None else self._runs.get(run_key(run_id))
 
     def open(self, run: Run) -> Run | None:
-        """Track ``run``; returns a run evicted to keep the bound, if one was.
+        """Track ``run``; returns a run evicted to keep a bound (``max_runs``, or
+        ``MAX_SHADOWED`` under one id), if one was.
 
         A run given the id of a run still open (a child handed its parent's ``config``, run id
         included) shadows it until it ends: ends arrive innermost first, so each end finds its
@@ -96,6 +101,7 @@ class RunTracker:
         runs[key] = run
         if shadowed is not None:
             run.extra[_SHADOWED] = shadowed
+            return _beyond_shadow_bound(run)  # the map did not grow
         if len(self._runs) <= self._max_runs:
             return None
         try:
@@ -117,11 +123,32 @@ class RunTracker:
         return sum(1 for run in self._runs.copy().values() if run.extra.get("root"))
 
     def expired(self, now_perf_ns: int | None = None) -> list[Run]:
-        """Remove and return the runs open for longer than the TTL."""
+        """Remove and return the runs open for longer than the TTL (with the older runs their
+        id shadows: those started earlier, so they are stale too)."""
         now = time.perf_counter_ns() if now_perf_ns is None else now_perf_ns
         snapshot = self._runs.copy()  # atomic under the GIL
-        stale = [r for r in snapshot.values() if now - r.start_perf_ns > self._ttl_ns]
-        return [run for r in stale if (run := self.close(r.run_id)) is not None]
+        gone: list[Run] = []
+        for head in snapshot.values():
+            stale: Run | None = head
+            while stale is not None and now - stale.start_perf_ns > self._ttl_ns:
+                run = self.close(stale.run_id)
+                if run is None:
+                    break
+                gone.append(run)
+                stale = self.get(run.run_id)  # the run it shadowed, tracked again
+        return gone
+
+
+def _beyond_shadow_bound(run: Run) -> Run | None:
+    """Detach and return the oldest run under ``run``'s id when more than ``MAX_SHADOWED`` are
+    open under it. Walked only when an id is reused while its run is open (rare)."""
+    holder, depth = run, 1
+    while (below := holder.extra.get(_SHADOWED)) is not None:
+        if depth >= MAX_SHADOWED:
+            detached: Run = holder.extra.pop(_SHADOWED)
+            return detached
+        holder, depth = below, depth + 1
+    return None
 
 
 class ThreadTraces:

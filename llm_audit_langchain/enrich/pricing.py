@@ -49,6 +49,7 @@ OVERRIDES_ENV = "AUDIT_PRICE_OVERRIDES"
 _PER_MILLION = Decimal(1_000_000)
 _OVERRIDE_KEYS = frozenset({"input", "output", "cache_read", "cache_write"})
 _MEMO_LIMIT = 4096
+_WARNED_LIMIT = 1024  # distinct warnings (one per unknown model id) logged at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +296,12 @@ class _PriceBook:
 
     def warn_once(self, cause: str, message: str, *args: object) -> None:
         with self._lock:
-            if cause in self._warned:
+            if cause in self._warned or len(self._warned) > _WARNED_LIMIT:
                 return
             self._warned.add(cause)
+            if len(self._warned) > _WARNED_LIMIT:  # model ids come from callers: stay bounded
+                message, args = ("llm-audit pricing: %d distinct price warnings given; further "
+                                 "ones are not logged", (_WARNED_LIMIT,))
         logger.warning(message, *args)
 
     def _resolve(self, model_id: str, provider: str | None) -> _Pricer | None:

@@ -132,6 +132,10 @@ class CloudWatchExporter:
             if self._closed:
                 return
             log_events = self._log_events(batch)
+            # Only this batch's keys matter (a retry is the same batch): keys of a batch the
+            # pipeline gave up on after a partial send must not stay here for ever.
+            if self._accepted_keys:
+                self._accepted_keys.intersection_update(e.key for e in log_events)
             pending = [e for e in log_events if e.key not in self._accepted_keys]
             for call in batches(pending):
                 self._send(call)

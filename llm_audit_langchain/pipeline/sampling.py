@@ -35,7 +35,7 @@ Decisions are deterministic functions of the trace id (so every process that see
 decides alike) and apply to the whole trace: a kept trace is kept whole, a dropped one entirely.
 Events wait in a per-trace buffer until the root ends, or at most the run TTL (``expire``: a
 root that never ends cleanly must not hold its trace forever). The buffer is bounded
-(``max_held_events``);
+(``max_held_events`` events, and as many open traces);
 on overflow the oldest open trace is decided early on what it has shown so far (errors favour
 keeping it) and its later events follow that decision, except errors, which are always kept.
 Metrics see every event before this stage, sampled out or not.
@@ -248,15 +248,20 @@ class TailSampler:
                 return [event], 0
             trace = self._open[event.trace_id] = TraceState(event.trace_id)
         self._observe(trace, event)
+        released: list[Item]
         if event.event_type in _ALWAYS_KEPT or event.data.get(_WRITE_AHEAD):
-            return [event], 0  # never held (a crash must not lose it); its trace is kept
-        trace.events.append(event)
-        self._held += 1
-        if event.data.get(_ROOT):
-            released, dropped = self._close(trace, event.data.get(_UPSTREAM), event)
+            released, dropped = [event], 0  # never held (a crash must not lose it); kept trace
         else:
-            released, dropped = [], 0
-        if self._held > self.policy.max_held_events:
+            trace.events.append(event)
+            self._held += 1
+            if event.data.get(_ROOT):
+                released, dropped = self._close(trace, event.data.get(_UPSTREAM), event)
+            else:
+                released, dropped = [], 0
+        # Open traces are bounded too: one that holds nothing (only a review or a write-ahead
+        # call so far, released at once) would otherwise wait for its root uncounted in _held.
+        limit = self.policy.max_held_events
+        if self._held > limit or len(self._open) > limit:
             more, lost = self._decide_oldest_early()
             released.extend(more)
             dropped += lost

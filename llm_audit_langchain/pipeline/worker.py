@@ -67,6 +67,7 @@ class _Slot:
         self.failures = 0
         self.next_attempt = 0.0
         self.exported = self.failed = self.retried = self.dropped = 0
+        self.overrun: list[threading.Thread] = []  # force_flush calls that overran their deadline
 
     def backoff(self) -> float:
         """Exponential with full jitter in [0.5, 1.5) of the step, capped."""
@@ -598,8 +599,12 @@ class Pipeline:
 
     def _flush_exporter(self, slot: _Slot, deadline: float | None) -> bool:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if any(thread.is_alive() for thread in slot.overrun):
+            return False  # its last flush has not returned: no second thread waiting behind it
+        slot.overrun.clear()
         try:
-            return bool(_within(deadline, slot.exporter.force_flush, remaining))
+            return bool(_within(deadline, slot.exporter.force_flush, remaining,
+                                overrun=slot.overrun))
         except Exception as exc:
             self._warn_once(f"exporter {slot.name} flush", exc)
             return False
@@ -646,10 +651,12 @@ class _OverranError(TimeoutError):
     """An exporter call did not return by the deadline (it goes on, on a daemon thread)."""
 
 
-def _within(deadline: float | None, fn: Callable[..., Any], *args: Any) -> Any:
+def _within(deadline: float | None, fn: Callable[..., Any], *args: Any,
+            overrun: list[threading.Thread] | None = None) -> Any:
     """``fn(*args)``, but never waiting past ``deadline``: an exporter may ignore its timeout
     argument (a blocking socket, a library's retry loop), and flush and shutdown promise theirs.
-    The call runs on a daemon thread; one that overruns is left to finish there."""
+    The call runs on a daemon thread; one that overruns is left to finish there (and appended
+    to ``overrun``, so the caller can wait for it instead of starting another)."""
     if deadline is None:
         return fn(*args)
     outcome: list[Any] = []
@@ -664,6 +671,8 @@ def _within(deadline: float | None, fn: Callable[..., Any], *args: Any) -> Any:
     thread.start()
     thread.join(max(0.0, deadline - time.monotonic()))
     if not outcome:
+        if overrun is not None:
+            overrun.append(thread)
         raise _OverranError(f"{getattr(fn, '__qualname__', fn)} did not return within its timeout")
     returned, value = outcome[0]
     if not returned:

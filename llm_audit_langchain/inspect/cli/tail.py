@@ -48,7 +48,8 @@ _BLOCK = 1 << 20
 
 
 class _Follower:
-    """Reads complete new lines from a directory's JSONL files, remembering offsets."""
+    """Reads complete new lines from a directory's JSONL files, remembering offsets (of the
+    files there now: a file that is gone is forgotten, so a follow of months stays small)."""
 
     def __init__(self, directory: Path, stats: ScanStats) -> None:
         self.directory = directory
@@ -58,7 +59,12 @@ class _Follower:
         self.numbers: dict[Path, int] = {}
 
     def read_new(self) -> Iterator[tuple[Path, int, bytes]]:
-        for path in jsonl_files(self.directory):
+        paths = jsonl_files(self.directory)
+        for gone in set(self.offsets).difference(paths):  # deleted or rotated away: forget it
+            self.offsets.pop(gone)
+            self.partial.pop(gone, None)
+            self.numbers.pop(gone, None)
+        for path in paths:
             try:
                 size = path.stat().st_size
             except OSError:
