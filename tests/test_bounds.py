@@ -7,6 +7,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from llm_audit_langchain.capture.runs import MAX_SHADOWED, Run, RunTracker
 from llm_audit_langchain.inspect.cli.tail import _Follower
 from llm_audit_langchain.replay.reading import ScanStats
@@ -81,3 +83,46 @@ def test_tail_forgets_the_files_that_are_gone(tmp_path: Path) -> None:
         current.unlink()  # rotated away, as retention does
     assert list(follower.read_new()) == []
     assert not follower.offsets and not follower.partial and not follower.numbers
+
+
+def test_jsonl_forgets_the_ids_of_batches_given_up(tmp_path: Path) -> None:
+    """A batch spanning two UTC days whose second day cannot be written: its retry must not
+    write the first day again, and once the pipeline gives up and sends other batches, the ids
+    remembered for that retry must not pile up."""
+    from datetime import UTC, datetime
+
+    from llm_audit_langchain import AuditEvent, JsonlExporter
+
+    def event(seq: int, day: int) -> AuditEvent:
+        return AuditEvent(event_id=f"{seq:032x}", trace_id="1" * 32, span_id="2" * 16,
+                          timestamp=datetime(2024, 3, day, 12, tzinfo=UTC),
+                          event_type="custom", agent="a", action="b")
+
+    (tmp_path / "audit-2024-03-11.jsonl").mkdir()  # the later day's file cannot be opened
+    exporter = JsonlExporter(tmp_path)
+    first = [event(0, 10), event(1, 11)]
+    for _ in range(3):  # the pipeline's retries of one batch
+        with pytest.raises(OSError):
+            exporter.export(first)
+    for seq in range(2, 200, 2):  # given up; later batches fail the same way
+        with pytest.raises(OSError):
+            exporter.export([event(seq, 10), event(seq + 1, 11)])
+    assert len(exporter._landed) <= 2
+    lines = (tmp_path / "audit-2024-03-10.jsonl").read_text().splitlines()
+    assert len(lines) == 100 and len(set(lines)) == 100  # each first-day event written once
+    exporter.shutdown()
+
+
+def test_the_sanitizers_result_cache_is_bounded_in_entries_too() -> None:
+    """A million characters of short strings would be ~66,000 entries (~12 MB): the entry cap
+    keeps it small, and results stay right past it."""
+    from llm_audit_langchain.privacy import sanitizer as sanitizer_module
+    from llm_audit_langchain.privacy.sanitizer import Sanitizer
+
+    sanitizer = Sanitizer()
+    cap = sanitizer_module._CACHE_MAX_ENTRIES
+    for i in range(3 * cap):
+        sanitizer.sanitize_text(f"call {i} at 10:{i % 60:02d}")
+    assert len(sanitizer._cache) <= cap
+    redacted = sanitizer.sanitize_text("mail ana@example.com at 10:00")
+    assert redacted == "mail [REDACTED_EMAIL] at 10:00"

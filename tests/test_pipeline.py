@@ -150,6 +150,24 @@ def test_pipeline_without_exporters_settles_everything(
 # ---- bounded queue --------------------------------------------------------------------------
 
 
+def test_a_queue_shorter_than_a_batch_wakes_the_worker_before_it_fills(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    """With ``queue_size`` below ``batch_size`` a batch can never be queued: half the queue
+    must wake the worker, or it would wait for its timer while the queue fills and drops."""
+    memory = MemoryExporter()
+    pipeline = make_pipeline([memory], queue_size=20, batch_size=512, flush_interval_s=3600)
+    pipeline.enqueue(make_event(-1))  # starts the worker, which then sleeps for its interval
+    sent = events(10)
+    for event in sent:
+        pipeline.enqueue(event)
+    deadline = time.monotonic() + 10
+    while len(memory.events) < 11 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ids(memory.events)[-10:] == ids(sent)
+    assert pipeline.stats()["dropped"] == {}
+
+
 def test_full_queue_drops_the_oldest_and_counts_each_drop(
     make_pipeline: Callable[..., Pipeline],
 ) -> None:

@@ -67,6 +67,8 @@ class JsonlExporter:
         with self._lock:
             if self._closed:
                 return
+            if self._landed:  # only this batch's ids matter: a batch given up is forgotten
+                self._landed.intersection_update(event.event_id for event in batch)
             if len(by_day) == 1 and not self._landed:  # the common case: nothing to track
                 for day, events in by_day.items():
                     self._append(day, b"".join(map(self._line, events)))

@@ -115,6 +115,9 @@ class Pipeline:
             *(types for types in wanted if types is not None))
         self._queue_size = queue_size
         self._batch_size = batch_size
+        # A batch's worth wakes the worker, or half the queue when that is smaller: a queue
+        # shorter than a batch must not wait for the timer while it fills up and drops.
+        self._wake_at = max(1, min(batch_size, queue_size // 2))
         self._interval = flush_interval_s
         self._shutdown_timeout = shutdown_timeout_s
         self._hold_limit = hold_limit_s  # the longest a trace waits in the sampler for its root
@@ -196,7 +199,7 @@ class Pipeline:
             self._drop_oldest()
         if self._thread is None:
             self._start_worker()
-        elif size >= self._batch_size and not self._wake.is_set():
+        elif size >= self._wake_at and not self._wake.is_set():
             self._wake.set()
         if self._stopped:  # shutdown finished while we appended: nobody will take it now
             self._refuse_queued()

@@ -49,6 +49,7 @@ CaptureMode = Literal["none", "redacted", "full"]
 
 _HASH_HEX = 12  # 48 bits of HMAC-SHA256: correlation without practical collisions
 _CACHE_MAX_CHARS = 1_000_000  # total characters kept by the per-instance result cache
+_CACHE_MAX_ENTRIES = 16_384  # and entries (short strings cost ~100 bytes each beyond their text)
 _TRUNC_SLACK = 4_096  # redact a little past the cut so a secret straddling it is still found
 _MAX_PASSES = 3
 _SHORT = 64
@@ -238,7 +239,7 @@ class Sanitizer:
                 return
             self._cache[text] = result
             self._cache_chars += len(text)
-            while self._cache_chars > _CACHE_MAX_CHARS:
+            while self._cache_chars > _CACHE_MAX_CHARS or len(self._cache) > _CACHE_MAX_ENTRIES:
                 old, _ = self._cache.popitem(last=False)
                 self._cache_chars -= len(old)
 
