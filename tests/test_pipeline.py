@@ -191,6 +191,37 @@ def test_full_queue_drops_the_oldest_and_counts_each_drop(
     assert stats["exported"] == 11
 
 
+def test_a_trace_whose_root_event_is_dropped_is_decided_at_once(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    """A full queue drops a trace's closing event while the sampler holds the rest of it: the
+    trace is decided at once on what it showed (no run TTL here: it would wait forever), so
+    ``flush`` returns and nothing stays held."""
+    from llm_audit_langchain import SamplingPolicy
+
+    def traced(trace: int, *, root: bool = False, status: str = "ok") -> AuditEvent:
+        event = make_event(trace, data={"trace_root": True} if root else None)
+        event.trace_id, event.status = f"{trace:032x}", status  # type: ignore[assignment]
+        return event
+
+    stuck = Hanging()
+    pipeline = make_pipeline([stuck], queue_size=10, batch_size=10,
+                             sampler=SamplingPolicy(success_rate=0.0).sampler())
+    for _ in range(3):
+        pipeline.enqueue(traced(1))  # trace 1's children: held until its root ends
+    wait_for(lambda: pipeline.stats()["held"] == 3, "the children to be held")
+    pipeline.enqueue(traced(2, root=True, status="error"))  # kept: the exporter hangs on it
+    assert stuck.entered.wait(HANG_GUARD_S), "the worker never exported the failing trace"
+    pipeline.enqueue(traced(1, root=True))  # dropped below by the full queue
+    for trace in range(3, 18):
+        pipeline.enqueue(traced(trace, root=True))
+    stuck.release()
+    assert pipeline.flush(timeout=10) is True
+    stats = check_accounting(pipeline, sent=20, settled=True)
+    assert stats["held"] == 0 and stats["sampling"]["rootless_traces"] == 1
+    assert stats["dropped"]["queue_full"] == 6
+
+
 def test_enqueue_never_blocks_while_the_exporter_hangs(
     make_pipeline: Callable[..., Pipeline],
 ) -> None:

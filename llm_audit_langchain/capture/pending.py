@@ -78,6 +78,11 @@ class PendingEvent:
         return not (self.event_type in _EAGER_TYPES or self.status in ("error", "timeout")
                     or (self.span and self.run.extra.get("root", False)))
 
+    @property
+    def closes_trace(self) -> bool:
+        """True for the root run's closing event: its trace's sampling decision waits for it."""
+        return self.span and bool(self.run.extra.get("trace_root"))
+
     def build(self) -> AuditEvent:
         """The event (built once; later calls return the same object)."""
         if self._built is None:

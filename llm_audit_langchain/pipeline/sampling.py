@@ -216,6 +216,7 @@ class TailSampler:
         self._held = 0
         self.early_decisions = 0
         self.expired_traces = 0
+        self.rootless_traces = 0
         self.late_errors = 0
         self.decided_traces = 0
         self.kept_first = 0
@@ -296,12 +297,23 @@ class TailSampler:
             dropped += lost
         return released, dropped
 
+    def close_trace(self, trace_id: str) -> tuple[list[Item], int]:
+        """Decide ``trace_id`` now on what it has shown (its root's event was lost: dropped
+        from a full queue), as ``expire`` would once the run TTL is over."""
+        trace = self._open.get(trace_id)
+        if trace is None:
+            return [], 0
+        self.rootless_traces += 1
+        return self._close(trace, None, None)
+
     def stats(self) -> dict[str, int]:
         """Held events, open traces, early decisions (buffer overflow), traces decided after
-        waiting too long for their root, late errors, traces kept because they were among the
-        first, traces dropped."""
+        waiting too long for their root, traces decided when their root's event was dropped
+        from a full queue, late errors, traces kept because they were among the first, traces
+        dropped."""
         return {"held": self._held, "open_traces": len(self._open),
                 "early_decisions": self.early_decisions, "expired_traces": self.expired_traces,
+                "rootless_traces": self.rootless_traces,
                 "late_errors": self.late_errors, "kept_first": self.kept_first,
                 "dropped_traces": self.dropped_traces}
 

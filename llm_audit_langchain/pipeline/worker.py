@@ -174,6 +174,7 @@ class Pipeline:
         self._failed = 0
         self._retried = 0
         self._awaiting_disk: dict[str, threading.Event] = {}  # write-ahead event id -> waiter
+        self._lost_roots: deque[str] = deque(maxlen=10_000)  # traces whose root was dropped
         for slot in self._slots:
             slot.backlog.clear()
             slot.backlog_events = 0
@@ -223,8 +224,10 @@ class Pipeline:
         with self._lock:
             queue = self._queue
             while len(queue) > keep:
-                queue.popleft()
+                item = queue.popleft()
                 taken += 1
+                if _closes_trace(item):  # its trace would wait the run TTL for it
+                    self._lost_roots.append(item.trace_id)
             self._taken += taken
         return taken
 
@@ -347,6 +350,8 @@ class Pipeline:
             self._wake.clear()
             try:
                 self._drain()
+                if self._lost_roots:
+                    self._decide_rootless()
                 if self._stopping:
                     self._release_held()
                     self._deliver()
@@ -389,6 +394,22 @@ class Pipeline:
         events = self._sanitize_all(self._finished(released))
         if events:
             self._hand_over(events)
+
+    def _decide_rootless(self) -> None:
+        """Traces whose closing event a full queue dropped: decided now on what they have
+        shown (as at the run TTL), instead of holding them, and ``flush``, until then."""
+        close = getattr(self._sampler, "close_trace", None)
+        while self._lost_roots:
+            trace_id = self._lost_roots.popleft()
+            if close is None:
+                continue
+            released, dropped = close(trace_id)
+            if dropped:
+                self._drop("sampled_out", dropped)
+            events = self._sanitize_all(self._finished(released))
+            if events:
+                self._hand_over(events)
+        self._deliver()
 
     def _release_expired(self) -> None:
         """Decide the traces that waited longer than the hold limit for their root."""
@@ -681,6 +702,13 @@ def _within(deadline: float | None, fn: Callable[..., Any], *args: Any,
     if not returned:
         raise value
     return value
+
+
+def _closes_trace(item: Item) -> bool:
+    """Whether ``item`` is the event its trace's sampling decision waits for."""
+    if isinstance(item, AuditEvent):
+        return bool(item.data.get("trace_root"))
+    return bool(getattr(item, "closes_trace", False))
 
 
 def _sampler_stats(sampler: Sampler | None) -> dict[str, int]:
