@@ -11,6 +11,10 @@ Modes, interleaved round by round so machine noise hits them alike:
   default    everything on by default: enrich, sanitize, sampling, JSONL export to a temp dir
   keep-all   the default with every trace kept (SUCCESS_SAMPLE_RATE=1, TRACE_SAMPLE_RATE=1)
 
+Async runs share one scripted model that answers in call order, so under ``gather`` a single run
+may get 1, 2, 3 or 5 LLM calls; every 10 runs still make 20 LLM calls and 10 tool calls in all
+(``bench_payload.py`` and ``bench_throughput.py`` use a model answering from the prompt).
+
 Each measurement includes the final ``flush()``, so worker-thread work is paid inside the timing
 (on 2 cores the worker competes with the agent for the GIL). Reported per run: wall time and
 process CPU time (all threads, so the worker's work counts; far less noisy than wall time on a

@@ -389,11 +389,7 @@ class Pipeline:
         except Exception as exc:
             self._warn_once("sampler drain", exc)
             return
-        if dropped:
-            self._drop("sampled_out", dropped)
-        events = self._sanitize_all(self._finished(released))
-        if events:
-            self._hand_over(events)
+        self._release(released, dropped)
 
     def _decide_rootless(self) -> None:
         """Traces whose closing event a full queue dropped: decided now on what they have
@@ -401,14 +397,8 @@ class Pipeline:
         close = getattr(self._sampler, "close_trace", None)
         while self._lost_roots:
             trace_id = self._lost_roots.popleft()
-            if close is None:
-                continue
-            released, dropped = close(trace_id)
-            if dropped:
-                self._drop("sampled_out", dropped)
-            events = self._sanitize_all(self._finished(released))
-            if events:
-                self._hand_over(events)
+            if close is not None:
+                self._release(*close(trace_id))
         self._deliver()
 
     def _release_expired(self) -> None:
@@ -416,13 +406,18 @@ class Pipeline:
         expire = getattr(self._sampler, "expire", None)
         if expire is None or self._hold_limit is None:
             return
-        released, dropped = expire(self._hold_limit)
+        if self._release(*expire(self._hold_limit)):
+            self._deliver()
+
+    def _release(self, released: list[Item], dropped: int) -> bool:
+        """What the sampler decided outside ``offer``: count the dropped, hand the kept over
+        (built, enriched and sanitized); True when there was something to deliver."""
         if dropped:
             self._drop("sampled_out", dropped)
         events = self._sanitize_all(self._finished(released))
         if events:
             self._hand_over(events)
-            self._deliver()
+        return bool(events)
 
     def _drain(self) -> None:
         while True:
