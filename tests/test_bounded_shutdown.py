@@ -82,13 +82,13 @@ def test_repeated_flushes_leave_one_thread_on_a_stuck_exporter(stuck: list[Stuck
     react_agent(responder=lambda _: AIMessage("hi")).invoke(
         {"messages": [("user", "hi")]}, config={"callbacks": [handler]})
 
-    def helpers() -> int:
-        return sum(1 for t in threading.enumerate() if t.name == "llm-audit-exporter-call")
+    def helpers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "llm-audit-exporter-call"}
 
-    before = helpers()
+    before = helpers()  # an earlier test's stuck call may still be ending: not ours
     for _ in range(20):
         assert _returns(handler.flush, 0.05) == [False]
-    assert helpers() - before == 1
+    assert len(helpers() - before) == 1
     exporter.release.set()  # the stuck call returns: flushing works again
     for thread in threading.enumerate():
         if thread.name == "llm-audit-exporter-call":
