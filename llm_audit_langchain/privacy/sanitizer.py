@@ -186,7 +186,7 @@ class Sanitizer:
                 else "".join(p if i % 2 else self.sanitize_name(p) for i, p in enumerate(parts))
         except Exception as exc:
             return self._failed(name, exc)
-        if len(text) <= _NAME_MAX_CACHED:
+        if len(parts) == 1 and len(text) <= _NAME_MAX_CACHED:  # one with an id never recurs
             if len(self._names) >= _NAME_MEMO:
                 self._names.clear()  # a flood of distinct names: start over, stay bounded
             self._names[text] = result
