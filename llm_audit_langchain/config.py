@@ -170,7 +170,7 @@ def _misspelling_hint(upper: str, known: list[str]) -> str:
         return ""
     if not upper.startswith("AUDIT_"):
         # SUCESS_SAMPLE_RATE would silently leave sampling at its default
-        if "SAMPLE" in upper or "SLOW_REQUEST" in upper:
+        if "SAMPL" in upper or "SLOW_REQUEST" in upper:
             return _suggestion(upper, list(UNPREFIXED_VARIABLES))
         return ""
     unprefixed = upper.removeprefix("AUDIT_")

@@ -84,6 +84,15 @@ def test_traces_filters(runs: dict[str, Any], options: list[str], inputs: list[s
     assert [t["input"] for t in listed] == inputs
 
 
+def test_a_cut_list_says_so_on_stderr(runs: dict[str, Any]) -> None:
+    """``--limit`` (50 by default) must not look like everything: counting lines would lie."""
+    cut = llm_audit("traces", "--dir", str(runs["logs"]), "--limit", "2")
+    assert len(cut.stdout.splitlines()) == 3  # a header and two runs
+    assert "2 most recent of 3 matching traces" in cut.stderr and "--limit" in cut.stderr
+    whole = llm_audit("traces", "--dir", str(runs["logs"]))
+    assert whole.returncode == 0 and whole.stderr == ""
+
+
 def test_traces_json_has_what_a_script_needs(runs: dict[str, Any]) -> None:
     first = _listed(llm_audit("traces", "--dir", str(runs["logs"]), "--json"))[0]
     assert first["user_id"] == "ana" and first["thread_id"] == "t-1"

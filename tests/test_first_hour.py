@@ -184,10 +184,11 @@ def test_a_memory_exporter_instance_is_accepted(fresh_env: Path) -> None:
     assert handler.stats()["exported"] > 0
 
 
+@pytest.mark.parametrize("name", ["SUCESS_SAMPLE_RATE", "SUCCESS_SAMPLING_RATE"])
 def test_a_misspelled_sampling_variable_is_reported(
         fresh_env: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setenv("SUCESS_SAMPLE_RATE", "1")  # would leave sampling at 10 % unnoticed
+        caplog: pytest.LogCaptureFixture, name: str) -> None:
+    monkeypatch.setenv(name, "1")  # would leave sampling at 10 % unnoticed
     with caplog.at_level(logging.WARNING, logger="llm_audit_langchain"):
         AuditConfig.from_env()
     notes = [r.getMessage() for r in caplog.records if "not one we read" in r.getMessage()]

@@ -163,6 +163,10 @@ def test_keeping_everything_holds_nothing_and_keeps_unsampled_upstreams() -> Non
     upstream ``sampled=0`` too) and events go out as they come, not when their root ends."""
     memory = MemoryExporter()
     handler = audited(SamplingPolicy(success_rate=1.0), memory)
+    assert handler.stats()["sampling"]["keeps_everything"] == 1  # known before any trace
+    sampled = audited(SamplingPolicy(), MemoryExporter())
+    assert sampled.stats()["sampling"]["keeps_everything"] == 0
+    sampled.shutdown(5)
 
     def chunks(x: int) -> Any:
         yield from (x, x + 1)

@@ -310,8 +310,10 @@ class TailSampler:
         """Held events, open traces, early decisions (buffer overflow), traces decided after
         waiting too long for their root, traces decided when their root's event was dropped
         from a full queue, late errors, traces kept because they were among the first, traces
-        dropped."""
-        return {"held": self._held, "open_traces": len(self._open),
+        dropped; and ``keeps_everything`` (1 when no trace can be dropped, as compliance needs:
+        readable before any trace is written)."""
+        return {"keeps_everything": int(self._keep_all),
+                "held": self._held, "open_traces": len(self._open),
                 "early_decisions": self.early_decisions, "expired_traces": self.expired_traces,
                 "rootless_traces": self.rootless_traces,
                 "late_errors": self.late_errors, "kept_first": self.kept_first,

@@ -54,8 +54,12 @@ def _traces(args: argparse.Namespace) -> int:
             progress_done()
             report_corrupt(stats)
         where = str(directory)
+    matched = len(summaries)
     if args.limit is not None and args.limit >= 0:
         summaries = summaries[-args.limit:] if args.limit else []
+    if len(summaries) < matched:  # on stderr: stdout stays one trace per line (or JSON)
+        sys.stderr.write(f"llm-audit: the {len(summaries)} most recent of {matched} matching "
+                         f"traces shown (--limit N for more, -1 for all)\n")
     if args.json:
         print_json([t.as_dict() for t in summaries])
         return EXIT_OK
