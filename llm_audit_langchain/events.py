@@ -162,6 +162,10 @@ _FIELD_DEFAULTS: dict[str, Any] = {
 }
 
 
+_REQUIRED = frozenset(name for name, field in AuditEvent.model_fields.items()
+                      if field.is_required())
+
+
 def fast_event(**fields: Any) -> AuditEvent:
     """Build an ``AuditEvent`` without validation, for the callbacks' hot path.
 
@@ -169,6 +173,9 @@ def fast_event(**fields: Any) -> AuditEvent:
     enum members): validating them again costs more than everything else a callback does.
     ``data`` defaults to a new dict; every other missing field takes its declared default.
     """
+    if not _REQUIRED <= fields.keys() <= _FIELD_DEFAULTS.keys():
+        missing, unknown = _REQUIRED - fields.keys(), fields.keys() - _FIELD_DEFAULTS.keys()
+        raise TypeError(f"fast_event: missing {sorted(missing)}, unknown {sorted(unknown)}")
     values = {**_FIELD_DEFAULTS, "data": {}, **fields}
     event = AuditEvent.__new__(AuditEvent)
     object.__setattr__(event, "__dict__", values)

@@ -11,7 +11,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,8 @@ from conftest import fast_config
 from graphs import react_agent
 from langchain_core.messages import AIMessage
 
-from llm_audit_langchain import AuditCallbackHandler, AuditEvent
+from llm_audit_langchain import AuditCallbackHandler, AuditEvent, MemoryExporter
+from llm_audit_langchain.pipeline.worker import Pipeline
 
 _GENEROUS_S = 60.0
 
@@ -95,6 +98,23 @@ def test_repeated_flushes_leave_one_thread_on_a_stuck_exporter(stuck: list[Stuck
             thread.join(_GENEROUS_S)
     assert _returns(handler.flush, 5) == [True]
     handler.shutdown(5)
+
+
+def test_a_flush_after_one_that_overran_waits_for_it_within_its_own_timeout() -> None:
+    """A slow ``force_flush`` overruns a short flush; the next flush, given time, waits for
+    that call to return rather than failing at once (or starting a second one beside it)."""
+    class Slow(MemoryExporter):
+        def force_flush(self, timeout: float | None = None) -> bool:
+            time.sleep(0.3)
+            return True
+
+    pipeline = Pipeline([Slow()], flush_interval_s=0.02)
+    pipeline.enqueue(AuditEvent(event_id="e" * 32, trace_id="a" * 32, span_id="b" * 16,
+                                timestamp=datetime.now(UTC), event_type="custom",
+                                agent="a", action="b"))
+    assert pipeline.flush(timeout=0.1) is False
+    assert pipeline.flush(timeout=5) is True
+    pipeline.shutdown(5)
 
 
 def test_shutdown_returns_when_an_exporter_shutdown_never_returns(stuck: list[Stuck]) -> None:

@@ -65,3 +65,20 @@ def test_schema_command_prints_the_schema_through_the_console_script() -> None:
     assert schema["x-event-version"] == "3.0"
     assert set(schema["properties"]) >= {"trace_id", "span_id", "event_type", "error", "data"}
     assert "tool.selection" in schema["$defs"]["AuditEventType"]["enum"]
+
+
+def test_fast_event_refuses_a_missing_or_unknown_field() -> None:
+    """The handler's unvalidated constructor must not write a line missing a required field
+    (it would fail to read back) nor one with a key the sanitizer never saw."""
+    from datetime import UTC, datetime
+
+    from llm_audit_langchain.events import AuditEventType, fast_event
+
+    fields = {"event_id": "e" * 32, "trace_id": "a" * 32, "span_id": "b" * 16,
+              "timestamp": datetime.now(UTC), "event_type": AuditEventType.CUSTOM,
+              "agent": "a", "action": "b"}
+    assert fast_event(**fields).action == "b"
+    with pytest.raises(TypeError, match="missing \\['agent'\\]"):
+        fast_event(**{k: v for k, v in fields.items() if k != "agent"})
+    with pytest.raises(TypeError, match="unknown \\['tokens_in'\\]"):
+        fast_event(**fields, tokens_in=3)

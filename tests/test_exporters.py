@@ -232,9 +232,16 @@ def test_jsonl_lines_are_the_documented_record_byte_for_byte(tmp_path: Path) -> 
     graph.invoke({"messages": [HumanMessage("Weather in Atlantis?")]},
                  config={"callbacks": [handler]})
     handler.shutdown(10)
-    events = [*memory.events, make_event(1, timestamp=datetime(2024, 3, 10, 23, 0, tzinfo=UTC),
-                                         error=ErrorDetail(type="E", message="m",
-                                                           input_snapshot={"q": [1]}))]
+    class Tagged(AuditEvent):
+        note: str = "password=hunter2"
+
+    plain = make_event(1, timestamp=datetime(2024, 3, 10, 23, 0, tzinfo=UTC),
+                       error=ErrorDetail(type="E", message="m", input_snapshot={"q": [1]}))
+    berlin = timezone(timedelta(hours=1))
+    events = [*memory.events, plain,
+              plain.model_copy(update={"customer": "alice@example.com"}),  # not a field
+              Tagged(**make_event(2).model_dump()),  # a subclass's own field
+              make_event(3, timestamp=datetime(2024, 3, 10, 23, 0, tzinfo=berlin))]
     assert any(event.error is not None for event in memory.events)
     exporter = JsonlExporter(tmp_path)
     exporter.export(events)
@@ -242,6 +249,7 @@ def test_jsonl_lines_are_the_documented_record_byte_for_byte(tmp_path: Path) -> 
     written = b"".join(path.read_bytes() for path in sorted(tmp_path.glob("*.jsonl")))
     expected = sorted(orjson.dumps(event_to_dict(event)) for event in events)
     assert sorted(written.splitlines()) == expected
+    assert b"alice@" not in written and b"hunter2" not in written  # only declared fields
 
 @needs_jq
 def test_jq_parses_every_line(tmp_path: Path) -> None:

@@ -168,6 +168,23 @@ def test_a_queue_shorter_than_a_batch_wakes_the_worker_before_it_fills(
     assert pipeline.stats()["dropped"] == {}
 
 
+def test_dropping_a_hand_made_event_with_odd_data_never_raises_into_the_caller(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    """A full queue looks at what it drops (is it a trace's root?) on the caller's thread: an
+    event built with ``model_construct`` and ``data=None`` must still be dropped and counted."""
+    stuck = Hanging()
+    pipeline = make_pipeline([stuck], queue_size=2, batch_size=2)
+    pipeline.enqueue(make_event(-1))
+    assert stuck.entered.wait(HANG_GUARD_S)
+    odd = AuditEvent.model_construct(**{**make_event(0).__dict__, "data": None})
+    for event in (odd, make_event(1), make_event(2)):
+        pipeline.enqueue(event)  # the third drops `odd`
+    stats = check_accounting(pipeline, sent=4)
+    assert stats["dropped"] == {"queue_full": 1}
+    stuck.release()
+
+
 def test_full_queue_drops_the_oldest_and_counts_each_drop(
     make_pipeline: Callable[..., Pipeline],
 ) -> None:

@@ -734,3 +734,31 @@ def test_langchain_run_and_message_ids_are_kept_and_what_sits_beside_them_is_not
     assert "ana.garcia@example.com" not in sanitizer.sanitize_text(glued)
     mail_id = f"lc_run--{uuid.uuid4()}-0ana.garcia@example.com"  # not an id: scanned
     assert "ana.garcia@example.com" not in sanitizer.sanitize_text(mail_id)
+
+
+def test_graph_coordinates_remembered_by_content_stay_exact_and_unshared() -> None:
+    """The event sanitizer remembers sanitized graph coordinates: equal-comparing values of
+    other types (1, 1.0, True) must not meet, a redacted node name stays redacted on a hit, and
+    no two events share one dict (an exporter changing one must not change the next)."""
+    from datetime import UTC, datetime
+
+    from llm_audit_langchain.events import AuditEventType, fast_event
+    from llm_audit_langchain.pipeline.processors import event_sanitizer
+
+    clean = event_sanitizer(Sanitizer())
+
+    def coordinates(value: dict[str, Any]) -> Any:
+        event = fast_event(event_id="e" * 32, trace_id="a" * 32, span_id="b" * 16,
+                           timestamp=datetime.now(UTC), event_type=AuditEventType.CUSTOM,
+                           agent="a", action="b", data={"langgraph": value})
+        return clean(event).data["langgraph"]  # type: ignore[union-attr]
+
+    secret = {"node": "ana@example.com", "step": 1, "path": ("__pregel_pull", "agent")}
+    first, again = coordinates(secret), coordinates(dict(secret))
+    assert first == again == {"node": "[REDACTED_EMAIL]", "step": 1,
+                              "path": ["__pregel_pull", "agent"]}
+    first["node"] = "changed"
+    first["path"].append("changed")
+    assert coordinates(dict(secret)) == again
+    kinds = [coordinates({"node": "n", "step": step})["step"] for step in (1, True, 1.0)]
+    assert [type(step) for step in kinds] == [int, bool, float]

@@ -87,9 +87,10 @@ class JsonlExporter:
                 raise ValueError("non-finite number")
             # orjson: ~15x faster than json.dumps. It writes NaN/Infinity inside ``data`` as
             # null (strict JSON); through the pipeline the sanitizer has already marked them.
-            # The event's fields are serialised as they are (datetimes and the event type by
-            # orjson itself): the same bytes as ``event_to_dict`` would give, without the copy.
-            return orjson.dumps(event.__dict__, default=_error_fields, option=_UTC_Z) + b"\n"
+            fields = _plain_fields(event)
+            if fields is not None:  # the handler's own events: no copy into a new dict
+                return orjson.dumps(fields, option=_UTC_Z) + b"\n"
+            return orjson.dumps(event_to_dict(event)) + b"\n"
         except (TypeError, ValueError, RecursionError, orjson.JSONEncodeError):
             record = event_to_dict(event)
             self.unserializable += 1
@@ -158,13 +159,28 @@ _ASCII_DUMPS: dict[str, Any] = {**_DUMPS, "ensure_ascii": True}
 
 
 _UTC_Z = orjson.OPT_UTC_Z
+_EVENT_FIELDS = len(AuditEvent.model_fields)
+_ERROR_FIELDS = len(ErrorDetail.model_fields)
 
 
-def _error_fields(value: Any) -> dict[str, Any]:
-    """orjson's hook for what it cannot write itself: an event's ``ErrorDetail``."""
-    if type(value) is ErrorDetail:
-        return value.__dict__
-    raise TypeError(type(value).__name__)
+def _plain_fields(event: AuditEvent) -> dict[str, Any] | None:
+    """The event's own ``__dict__`` when serialising it as it is gives exactly
+    ``event_to_dict``'s JSON: a plain ``AuditEvent`` holding its declared fields and nothing
+    else (a subclass or ``model_copy(update=...)`` may add keys the sanitizer never saw), UTC
+    times (orjson writes them as ``Z``, as ``event_to_dict`` does) and no error or a plain
+    ``ErrorDetail``. Anything else: None, and the caller takes ``event_to_dict``."""
+    fields = event.__dict__
+    if type(event) is not AuditEvent or len(fields) != _EVENT_FIELDS:
+        return None
+    start = fields["start_time"]
+    if fields["timestamp"].tzinfo is not UTC or (start is not None and start.tzinfo is not UTC):
+        return None
+    error = fields["error"]
+    if error is None:
+        return fields
+    if type(error) is not ErrorDetail or len(error.__dict__) != _ERROR_FIELDS:
+        return None
+    return {**fields, "error": error.__dict__}
 
 
 def _utc_day(when: datetime) -> str:

@@ -186,6 +186,19 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
+def _coordinates_key(value: Any) -> tuple[Any, ...] | None:
+    """A memo key for graph coordinates made of names, ints and tuples of names only (so equal
+    keys mean equal values: ``1``, ``1.0`` and ``True`` never meet), else None."""
+    if type(value) is not dict:
+        return None
+    for item in value.values():
+        kind = type(item)
+        if not (kind is str or kind is int
+                or (kind is tuple and all(type(part) is str for part in item))):
+            return None
+    return tuple(value.items())
+
+
 def _plain_with_names(value: Any, name: Callable[[str], str], depth: int = 0) -> Any:
     """``value`` with every string (and key) passed through ``name``, or ``_NOT_PLAIN`` when it
     is not plain JSON (then the whole sanitizer handles it). Written flat: it runs on every
@@ -224,22 +237,20 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
     snapshot. Returns the same event, sanitized in place."""
     name = sanitizer.sanitize_name
     # Graph coordinates recur in every event of a node (its LLM calls, routes, tool selection):
-    # their sanitized form is remembered by content (bounded: cleared when full).
-    coordinates: dict[tuple[Any, ...], Any] = {}
+    # their sanitized form is remembered by content (bounded: cleared when full), and each
+    # event gets its own copy.
+    coordinates: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def trusted(value: Any) -> Any:
-        try:
-            key = tuple(value.items()) if type(value) is dict else None
-            hit = coordinates.get(key) if key is not None else None
-        except TypeError:  # an unhashable value inside: no memo
-            key = hit = None
+        key = _coordinates_key(value)
+        hit = coordinates.get(key) if key is not None else None
         if hit is not None:
-            return hit
+            return {k: list(v) if type(v) is list else v for k, v in hit.items()}
         plain = _plain_with_names(value, name)
-        if key is not None and plain is not _NOT_PLAIN:
+        if key is not None and type(plain) is dict:
             if len(coordinates) >= _COORDINATES_MEMO:
                 coordinates.clear()
-            coordinates[key] = plain
+            coordinates[key] = {k: list(v) if type(v) is list else v for k, v in plain.items()}
         return plain
 
     def sanitize_data(data: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +280,7 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
         if fields["model"] is not None:
             fields["model"] = name(fields["model"])
         fields["data"] = sanitize_data(fields["data"])
+        event.__pydantic_fields_set__.add("data")  # as an assignment through pydantic did
         if event.event_type is AuditEventType.CONTEXT_VERSION and "state" in event.data:
             event.data["state_hash"] = state_hash(event.data.pop("state"))
         error = event.error

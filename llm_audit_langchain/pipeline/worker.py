@@ -223,12 +223,14 @@ class Pipeline:
         taken = 0
         with self._lock:
             queue = self._queue
-            while len(queue) > keep:
-                item = queue.popleft()
-                taken += 1
-                if _closes_trace(item):  # its trace would wait the run TTL for it
-                    self._lost_roots.append(item.trace_id)
-            self._taken += taken
+            try:
+                while len(queue) > keep:
+                    item = queue.popleft()
+                    taken += 1
+                    if _closes_trace(item):  # its trace would wait the run TTL for it
+                        self._lost_roots.append(item.trace_id)
+            finally:
+                self._taken += taken
         return taken
 
     @property
@@ -617,10 +619,12 @@ class Pipeline:
             self._settled_cv.notify_all()
 
     def _flush_exporter(self, slot: _Slot, deadline: float | None) -> bool:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if any(thread.is_alive() for thread in slot.overrun):
-            return False  # its last flush has not returned: no second thread waiting behind it
+        for thread in slot.overrun:  # a flush that overran earlier: wait for it, never beside it
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return False
         slot.overrun.clear()
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             return bool(_within(deadline, slot.exporter.force_flush, remaining,
                                 overrun=slot.overrun))
@@ -700,10 +704,14 @@ def _within(deadline: float | None, fn: Callable[..., Any], *args: Any,
 
 
 def _closes_trace(item: Item) -> bool:
-    """Whether ``item`` is the event its trace's sampling decision waits for."""
-    if isinstance(item, AuditEvent):
-        return bool(item.data.get("trace_root"))
-    return bool(getattr(item, "closes_trace", False))
+    """Whether ``item`` is the event its trace's sampling decision waits for. Runs on the
+    caller's thread (a full queue dropping it): whatever the item holds, it never raises."""
+    try:
+        if isinstance(item, AuditEvent):
+            return bool(item.data.get("trace_root"))
+        return bool(getattr(item, "closes_trace", False))
+    except Exception:  # a hand-made event with odd data: not one we can tell
+        return False
 
 
 def _sampler_stats(sampler: Sampler | None) -> dict[str, int]:

@@ -378,7 +378,8 @@ class Sanitizer:
         try:
             out: dict[str, Any] = {}
             size = len(mapping)
-            pairs = (mapping.items() if type(mapping) is dict and size <= self.max_items
+            # a copy (atomic for a dict): the host may change its dict while we walk it
+            pairs = (list(mapping.items()) if type(mapping) is dict and size <= self.max_items
                      else head_of(mapping.items(), size, out, self.max_items))
             known, facts = self._keys.known.get, self._keys.facts
             for key, item in pairs:
