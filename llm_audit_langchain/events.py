@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -162,8 +163,8 @@ _FIELD_DEFAULTS: dict[str, Any] = {
 }
 
 
-_REQUIRED = frozenset(name for name, field in AuditEvent.model_fields.items()
-                      if field.is_required())
+_REQUIRED = tuple(name for name, field in AuditEvent.model_fields.items() if field.is_required())
+_required_of = operator.itemgetter(*_REQUIRED)
 
 
 def fast_event(**fields: Any) -> AuditEvent:
@@ -173,10 +174,11 @@ def fast_event(**fields: Any) -> AuditEvent:
     enum members): validating them again costs more than everything else a callback does.
     ``data`` defaults to a new dict; every other missing field takes its declared default.
     """
-    if not _REQUIRED <= fields.keys() <= _FIELD_DEFAULTS.keys():
-        missing, unknown = _REQUIRED - fields.keys(), fields.keys() - _FIELD_DEFAULTS.keys()
-        raise TypeError(f"fast_event: missing {sorted(missing)}, unknown {sorted(unknown)}")
     values = {**_FIELD_DEFAULTS, "data": {}, **fields}
+    if len(values) != len(_FIELD_DEFAULTS) or None in _required_of(values):
+        missing = sorted(k for k in _REQUIRED if values.get(k) is None)
+        unknown = sorted(fields.keys() - _FIELD_DEFAULTS.keys())
+        raise TypeError(f"fast_event: missing {missing}, unknown {unknown}")
     event = AuditEvent.__new__(AuditEvent)
     object.__setattr__(event, "__dict__", values)
     object.__setattr__(event, "__pydantic_fields_set__", set(fields))
