@@ -756,9 +756,9 @@ def test_graph_coordinates_remembered_by_content_stay_exact_and_unshared() -> No
     secret = {"node": "ana@example.com", "step": 1, "path": ("__pregel_pull", "agent")}
     first, again = coordinates(secret), coordinates(dict(secret))
     assert first == again == {"node": "[REDACTED_EMAIL]", "step": 1,
-                              "path": ["__pregel_pull", "agent"]}
+                              "path": ("__pregel_pull", "agent")}
     first["node"] = "changed"
-    first["path"].append("changed")
+    first["path"] = ["changed"]
     assert coordinates(dict(secret)) == again
     kinds = [coordinates({"node": "n", "step": step})["step"] for step in (1, True, 1.0)]
     assert [type(step) for step in kinds] == [int, bool, float]

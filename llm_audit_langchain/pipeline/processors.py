@@ -237,21 +237,22 @@ def event_sanitizer(sanitizer: Sanitizer) -> Processor:
     snapshot. Returns the same event, sanitized in place."""
     name = sanitizer.sanitize_name
     # Graph coordinates recur in every event of a node (its LLM calls, routes, tool selection):
-    # their sanitized form is remembered by content (bounded: cleared when full), and each
-    # event gets its own copy.
+    # their sanitized form is remembered by content (bounded: cleared when full). Each event
+    # gets its own dict; the path in it is a tuple, shared (nothing can change it).
     coordinates: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def trusted(value: Any) -> Any:
         key = _coordinates_key(value)
-        hit = coordinates.get(key) if key is not None else None
-        if hit is not None:
-            return {k: list(v) if type(v) is list else v for k, v in hit.items()}
-        plain = _plain_with_names(value, name)
-        if key is not None and type(plain) is dict:
+        if key is None:
+            return _plain_with_names(value, name)
+        hit = coordinates.get(key)
+        if hit is None:
+            plain = _plain_with_names(value, name)
+            hit = {k: tuple(v) if type(v) is list else v for k, v in plain.items()}
             if len(coordinates) >= _COORDINATES_MEMO:
                 coordinates.clear()
-            coordinates[key] = {k: list(v) if type(v) is list else v for k, v in plain.items()}
-        return plain
+            coordinates[key] = hit
+        return dict(hit)
 
     def sanitize_data(data: dict[str, Any]) -> dict[str, Any]:
         clean: dict[str, Any] = {}
