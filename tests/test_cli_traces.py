@@ -226,3 +226,15 @@ def test_a_dir_that_is_a_file_is_an_error_not_an_empty_answer(tmp_path: Path) ->
         result = llm_audit(*args)
         assert result.returncode == 2, (command, result.stdout)
         assert "not a directory" in result.stderr
+
+
+def test_a_start_on_a_whole_second_keeps_the_width_of_the_others() -> None:
+    """``isoformat`` drops a zero fraction: a store keeping milliseconds would then list a
+    differently shaped time than the files for the same run (a run starting at .000xxx)."""
+    from llm_audit_langchain.inspect.trace_list import summarize
+
+    record = {"trace_id": "1" * 32, "event_type": "chain.end", "status": "ok",
+              "start_time": "2026-12-02T07:44:04Z", "timestamp": "2026-12-02T07:44:05Z",
+              "data": {"trace_root": True}}
+    (summary,) = summarize([record])
+    assert summary.as_dict()["start"] == "2026-12-02T07:44:04.000000+00:00"

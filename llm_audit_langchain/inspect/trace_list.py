@@ -144,7 +144,8 @@ class TraceSummary:
     def as_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready values (``llm-audit traces --json``)."""
         return {"trace_id": self.trace_id,
-                "start": self.start.isoformat() if self.start else None,
+                # one width whatever the microseconds (isoformat drops a zero fraction)
+                "start": self.start.isoformat(timespec="microseconds") if self.start else None,
                 "status": self.status, "latency_ms": self.latency_ms, "cost_usd": self.cost,
                 "user_id": self.user_id, "thread_id": self.thread_id,
                 "models": sorted(self.models), "input": self.input, "answer": self.answer,
