@@ -246,12 +246,9 @@ class MongoExporter:
         days = None
         if first and last:
             days = (_utc(last["timestamp"]) - _utc(first["timestamp"])).total_seconds() / 86400
-        size = int(coll_stats.get("size") or 0)
-        figures = storage_figures(size, None if index_size is None else int(index_size), days)
-        rows = int(coll_stats.get("count") or 0)
-        figures["rows"] = rows
-        figures["bytes_per_event"] = (size + int(index_size or 0)) / rows if rows else None
-        return figures
+        return storage_figures(int(coll_stats.get("size") or 0),
+                               None if index_size is None else int(index_size), days,
+                               rows=int(coll_stats.get("count") or 0))
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Nothing is buffered here: every export is acknowledged before returning."""

@@ -390,10 +390,7 @@ class PostgresExporter:
                     f"min(\"timestamp\")) / 86400.0 FROM {self.table}").fetchone()
         except Exception as exc:
             return {**storage_figures(None, None, None), "storage_error": str(exc)[:300]}
-        figures = storage_figures(int(size), int(index_size), float(days or 0.0))
-        figures["rows"] = rows
-        figures["bytes_per_event"] = (int(size) + int(index_size)) / rows if rows else None
-        return figures
+        return storage_figures(int(size), int(index_size), float(days or 0.0), rows=rows)
 
     # -- protocol ---------------------------------------------------------------------------
 

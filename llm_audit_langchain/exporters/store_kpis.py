@@ -108,16 +108,22 @@ class WriteCounters:
 
 
 def storage_figures(size_bytes: int | None, index_bytes: int | None,
-                    days_covered: float | None) -> dict[str, Any]:
+                    days_covered: float | None, rows: int | None = None) -> dict[str, Any]:
     """Size, index size and growth. Growth is the stored size over the days the stored
     events span (at least one day), so it is the rate at which retention fills the store.
     In MB for people, and in bytes (``size_bytes``, ``growth_bytes_per_month``) for the alert
-    engine's store rules."""
+    engine's store rules. With ``rows``: the row count and the bytes per event (data and
+    indexes)."""
     if size_bytes is None:
         return {"size_mb": None, "index_size_mb": None, "growth_mb_per_day": None,
                 "growth_mb_per_month": None, "size_bytes": None, "growth_bytes_per_month": None}
     size_mb = size_bytes / 1e6
     per_day = size_mb / max(1.0, days_covered or 0.0)
-    return {"size_mb": size_mb, "index_size_mb": None if index_bytes is None else index_bytes / 1e6,
-            "growth_mb_per_day": per_day, "growth_mb_per_month": per_day * 30.0,
-            "size_bytes": size_bytes, "growth_bytes_per_month": per_day * 30.0 * 1e6}
+    figures: dict[str, Any] = {
+        "size_mb": size_mb, "index_size_mb": None if index_bytes is None else index_bytes / 1e6,
+        "growth_mb_per_day": per_day, "growth_mb_per_month": per_day * 30.0,
+        "size_bytes": size_bytes, "growth_bytes_per_month": per_day * 30.0 * 1e6}
+    if rows is not None:
+        figures["rows"] = rows
+        figures["bytes_per_event"] = (size_bytes + (index_bytes or 0)) / rows if rows else None
+    return figures
