@@ -45,6 +45,21 @@ def _aware(value: datetime | str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def distinct_errors(events: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """Each distinct error (type and message) once, at the first event carrying it: the run
+    where it started, as it bubbles up through the parents."""
+    seen: set[tuple[str, str]] = set()
+    first = []
+    for event in events:
+        if event.error is None:
+            continue
+        key = (event.error.type, event.error.message)
+        if key not in seen:
+            seen.add(key)
+            first.append(event)
+    return first
+
+
 def is_root(event: AuditEvent) -> bool:
     """True for the span of the outermost run (``data.run_root`` or ``data.trace_root``)."""
     return event.start_time is not None and bool(
@@ -175,16 +190,7 @@ class Trace:
     @cached_property
     def errors(self) -> list[AuditEvent]:
         """Each distinct error once, at the run where it started (errors bubble up)."""
-        seen: set[tuple[str, str]] = set()
-        first = []
-        for event in self.events:
-            if event.error is None or event.status not in ("error", "timeout"):
-                continue
-            key = (event.error.type, event.error.message)
-            if key not in seen:
-                seen.add(key)
-                first.append(event)
-        return first
+        return distinct_errors(e for e in self.events if e.status in ("error", "timeout"))
 
     @cached_property
     def input_text(self) -> str:

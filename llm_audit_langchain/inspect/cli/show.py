@@ -11,6 +11,7 @@ from ...errors import AuditError
 from ...events import AuditEvent, AuditEventType
 from ...replay.reading import ScanStats
 from ..trace_list import summarize
+from ..traces import distinct_errors
 from . import terminal
 from .common import (
     EXIT_OK,
@@ -39,20 +40,6 @@ def _decisions(events: list[AuditEvent]) -> list[str]:
     return lines
 
 
-def _errors(events: list[AuditEvent]) -> list[AuditEvent]:
-    """Each distinct error once, at the run where it started (it bubbles up through parents)."""
-    seen: set[tuple[str, str]] = set()
-    first = []
-    for event in events:
-        if event.error is None:
-            continue
-        key = (event.error.type, event.error.message)
-        if key not in seen:
-            seen.add(key)
-            first.append(event)
-    return first
-
-
 def _show(args: argparse.Namespace) -> int:
     from ...replay.plan import is_run_root
     from ..tree import render_trace, trace_totals
@@ -73,7 +60,7 @@ def _show(args: argparse.Namespace) -> int:
     else:
         events = load_trace_events(directories[0], args.trace_id, stats)
     totals = trace_totals(events)
-    errors = _errors(events)
+    errors = distinct_errors(events)
     [summary] = summarize(e.model_dump(mode="json") for e in events)
     if args.json:
         print_json({"trace_id": events[0].trace_id, "totals": totals,
