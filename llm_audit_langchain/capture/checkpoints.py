@@ -202,10 +202,7 @@ class AuditedCheckpointSaver(BaseCheckpointSaver[Any]):
     def _record_checkpoint(self, config: RunnableConfig, checkpoint: Checkpoint,
                            metadata: CheckpointMetadata, new_versions: ChannelVersions) -> None:
         try:
-            configurable = config.get("configurable") or {}
-            thread_id = str(configurable.get("thread_id", ""))
-            namespace = str(configurable.get("checkpoint_ns", ""))
-            parent = configurable.get("checkpoint_id")
+            thread_id, namespace, parent = _where(config)
             source = metadata.get("source")
             nodes, descriptions = self._writers.pop((thread_id, namespace, str(parent)),
                                                     (set(), []))
@@ -247,10 +244,7 @@ class AuditedCheckpointSaver(BaseCheckpointSaver[Any]):
     def _record_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
                        task_id: str, task_path: str) -> None:
         try:
-            configurable = config.get("configurable") or {}
-            thread_id = str(configurable.get("thread_id", ""))
-            namespace = str(configurable.get("checkpoint_ns", ""))
-            checkpoint_id = configurable.get("checkpoint_id")
+            thread_id, namespace, checkpoint_id = _where(config)
             node = task_node(task_path)
             channels = sorted({channel for channel, _ in writes})
             written = {c: v for c, v in writes if not c.startswith(_INTERNAL_PREFIXES)}
@@ -316,3 +310,10 @@ def _checkpoint_time(checkpoint: Checkpoint) -> datetime:
     except ValueError:
         return datetime.now(UTC)
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _where(config: RunnableConfig) -> tuple[str, str, Any]:
+    """The thread id and checkpoint namespace (as text) and the checkpoint id of ``config``."""
+    configurable = config.get("configurable") or {}
+    return (str(configurable.get("thread_id", "")), str(configurable.get("checkpoint_ns", "")),
+            configurable.get("checkpoint_id"))
