@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,17 +29,22 @@ def print_json(value: Any, out: TextIO | None = None) -> None:
     out.write("\n")
 
 
-def progress(message: str) -> None:
-    """Progress of a long scan, only for a person watching (stderr is a terminal)."""
-    if sys.stderr.isatty():
+@contextmanager
+def progress(message: str, stats: ScanStats | None = None) -> Iterator[None]:
+    """``message`` on stderr while the block runs, only for a person watching (stderr is a
+    terminal), cleared however the block ends; then the corrupt lines ``stats`` counted."""
+    shown_now = sys.stderr.isatty()
+    if shown_now:
         sys.stderr.write(f"\r\x1b[K{message}")
         sys.stderr.flush()
-
-
-def progress_done() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\x1b[K")
-        sys.stderr.flush()
+    try:
+        yield
+    finally:
+        if shown_now:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+        if stats is not None:
+            report_corrupt(stats)
 
 
 def report_corrupt(stats: ScanStats) -> None:
@@ -69,12 +75,8 @@ def load_trace_events(directory: str, trace_id: str, stats: ScanStats) -> list[A
     from ...replay.fixture import load_trace
 
     existing_dir(directory)
-    progress(f"scanning {len(files(directory))} file(s) for trace {trace_id}…")
-    try:
+    with progress(f"scanning {len(files(directory))} file(s) for trace {trace_id}…", stats):
         return load_trace(directory, trace_id, stats)
-    finally:
-        progress_done()
-        report_corrupt(stats)
 
 
 def json_flag(parser: Any) -> None:
@@ -156,19 +158,18 @@ def store_events(args: Any, **query: Any) -> Iterator[AuditEvent]:
     from ...errors import AuditError
     from ..stores import open_store
 
-    progress(f"reading {shown(args.source)}…")
-    try:
-        store = open_store(args.source, table=args.table)
+    with progress(f"reading {shown(args.source)}…"):
         try:
-            yield from store.events(**query)
-        finally:
-            store.close()
-    except AuditError:
-        raise
-    except Exception as exc:  # the driver's connection or query error
-        raise CliError(f"cannot read {shown(args.source)}: {type(exc).__name__}: {exc}") from None
-    finally:
-        progress_done()
+            store = open_store(args.source, table=args.table)
+            try:
+                yield from store.events(**query)
+            finally:
+                store.close()
+        except AuditError:
+            raise
+        except Exception as exc:  # the driver's connection or query error
+            raise CliError(f"cannot read {shown(args.source)}: {type(exc).__name__}: "
+                           f"{exc}") from None
 
 
 def shown(source: str) -> str:

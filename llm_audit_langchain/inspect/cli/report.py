@@ -19,7 +19,6 @@ from .common import (
     json_flag,
     print_json,
     progress,
-    progress_done,
     report_corrupt,
 )
 
@@ -44,26 +43,17 @@ def _report(args: argparse.Namespace) -> int:
     directory = existing_dir(args.directory or args.dir)
     since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
     started = time.perf_counter()
-    progress(f"reading {directory}…")
-    try:
+    with progress(f"reading {directory}…"):
         everything = Traces.from_jsonl(directory)
-    finally:
-        progress_done()
     if everything.scan_stats is not None:
         report_corrupt(everything.scan_stats)
     traces = everything.filter(since=since, until=until)
     chain_dir = args.chain or directory
-    progress(f"verifying the audit chain in {chain_dir}…")
-    try:
+    with progress(f"verifying the audit chain in {chain_dir}…"):
         chain = chain_result(chain_dir, args.key)
-    finally:
-        progress_done()
-    progress(f"rendering {len(traces)} trace(s)…")
-    try:
+    with progress(f"rendering {len(traces)} trace(s)…"):
         html = render_report(traces, chain_dir=chain_dir, title=args.title,
                              period=(since, until), chain=chain)
-    finally:
-        progress_done()
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(html, encoding="utf-8")

@@ -20,8 +20,6 @@ from .common import (
     json_flag,
     print_json,
     progress,
-    progress_done,
-    report_corrupt,
     shown,
     store_events,
     store_options,
@@ -101,12 +99,8 @@ def _slo(args: argparse.Namespace) -> int:
         where = args.dir or default_dir()
         existing_dir(where)
         stats = ScanStats()
-        progress(f"reading {where}…")
-        try:
+        with progress(f"reading {where}…", stats):
             measured = measure_files(where, args.success_rate, stats)
-        finally:
-            progress_done()
-            report_corrupt(stats)
     if measured is None:
         raise CliError(f"no audit events in {where}")
     windows, first, last = measured

@@ -19,7 +19,6 @@ from .common import (
     json_flag,
     print_json,
     progress,
-    progress_done,
 )
 
 
@@ -95,21 +94,19 @@ def _store_stats(args: argparse.Namespace) -> int:
     from ..analytics import AnalyticsUnavailableError
     from ..stores import open_store
 
-    progress(f"querying {args.source}…")
-    try:
-        store = open_store(args.source, table=args.table)
+    with progress(f"querying {args.source}…"):
         try:
-            report = store.report(top=args.top)
-        finally:
-            store.close()
-    except AnalyticsUnavailableError as exc:
-        raise CliError(str(exc)) from None
-    except (AuditError, FileNotFoundError):
-        raise
-    except Exception as exc:  # the driver's connection or query error
-        raise CliError(f"cannot read {args.source}: {type(exc).__name__}: {exc}") from None
-    finally:
-        progress_done()
+            store = open_store(args.source, table=args.table)
+            try:
+                report = store.report(top=args.top)
+            finally:
+                store.close()
+        except AnalyticsUnavailableError as exc:
+            raise CliError(str(exc)) from None
+        except (AuditError, FileNotFoundError):
+            raise
+        except Exception as exc:  # the driver's connection or query error
+            raise CliError(f"cannot read {args.source}: {type(exc).__name__}: {exc}") from None
     if args.json:
         print_json(report)
     else:
@@ -125,13 +122,11 @@ def _stats(args: argparse.Namespace) -> int:
     directory = chosen_dir(args)
     paths = files(directory)
     size = sum(f.stat().st_size for f in paths)
-    progress(f"scanning {len(paths)} file(s), {size / 1e6:.1f} MB with DuckDB…")
-    try:
-        report = stats(directory, success_rate=args.success_rate)
-    except AnalyticsUnavailableError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        progress_done()
+    with progress(f"scanning {len(paths)} file(s), {size / 1e6:.1f} MB with DuckDB…"):
+        try:
+            report = stats(directory, success_rate=args.success_rate)
+        except AnalyticsUnavailableError as exc:
+            raise CliError(str(exc)) from None
     if report["scan"]["corrupt"]:
         sys.stderr.write(f"llm-audit: skipped {report['scan']['corrupt']} corrupt line(s)\n")
     if args.json:

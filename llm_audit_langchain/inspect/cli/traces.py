@@ -16,8 +16,6 @@ from .common import (
     json_flag,
     print_json,
     progress,
-    progress_done,
-    report_corrupt,
     shown,
     store_events,
     store_options,
@@ -46,13 +44,9 @@ def _traces(args: argparse.Namespace) -> int:
     else:
         directory = existing_dir(chosen_dir(args))
         stats = ScanStats()
-        progress(f"scanning {directory}…")
-        try:
+        with progress(f"scanning {directory}…", stats):
             summaries = [t for t in summarize(scan_records(directory, stats))
                          if wanted.matches(t)]
-        finally:
-            progress_done()
-            report_corrupt(stats)
         where = str(directory)
     matched = len(summaries)
     if args.limit is not None and args.limit >= 0:

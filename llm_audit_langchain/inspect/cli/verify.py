@@ -18,7 +18,6 @@ from .common import (
     json_flag,
     print_json,
     progress,
-    progress_done,
 )
 
 
@@ -41,10 +40,9 @@ def _verify(args: argparse.Namespace) -> int:
     directory = existing_dir(chosen_dir(args))
     anchor = _anchor(args.anchor)
     key = args.key if args.key is not None else os.environ.get("AUDIT_CHAIN_KEY") or None
-    progress(f"verifying {directory}…")
-    report = verify(directory, key=key, anchor=anchor, allow_torn=not args.strict_torn,
-                    allow_pruned_start=args.allow_pruned_start)
-    progress_done()
+    with progress(f"verifying {directory}…"):
+        report = verify(directory, key=key, anchor=anchor, allow_torn=not args.strict_torn,
+                        allow_pruned_start=args.allow_pruned_start)
     broken = report.first_broken
     if not report.files:
         raise CliError(f"no audit-chain-*.jsonl files in {directory}: the hash-chained log is "
