@@ -67,7 +67,7 @@ class _Slot:
         self.failures = 0
         self.next_attempt = 0.0
         self.exported = self.failed = self.retried = self.dropped = 0
-        self.overrun: list[threading.Thread] = []  # force_flush calls that overran their deadline
+        self.overrun: threading.Thread | None = None  # a force_flush that overran its deadline
 
     def backoff(self) -> float:
         """Exponential with full jitter in [0.5, 1.5) of the step, capped."""
@@ -619,15 +619,18 @@ class Pipeline:
             self._settled_cv.notify_all()
 
     def _flush_exporter(self, slot: _Slot, deadline: float | None) -> bool:
-        for thread in slot.overrun:  # a flush that overran earlier: wait for it, never beside it
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
+        if slot.overrun is not None:  # a flush that overran earlier: wait for it, never beside it
+            slot.overrun.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if slot.overrun.is_alive():
                 return False
-        slot.overrun.clear()
+            slot.overrun = None
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            return bool(_within(deadline, slot.exporter.force_flush, remaining,
-                                overrun=slot.overrun))
+            return bool(_within(deadline, slot.exporter.force_flush, remaining))
+        except _OverranError as exc:
+            slot.overrun = exc.thread
+            self._warn_once(f"exporter {slot.name} flush", exc)
+            return False
         except Exception as exc:
             self._warn_once(f"exporter {slot.name} flush", exc)
             return False
@@ -671,15 +674,18 @@ class Pipeline:
 
 
 class _OverranError(TimeoutError):
-    """An exporter call did not return by the deadline (it goes on, on a daemon thread)."""
+    """An exporter call did not return by the deadline (it goes on, on ``thread``)."""
+
+    def __init__(self, message: str, thread: threading.Thread) -> None:
+        super().__init__(message)
+        self.thread = thread
 
 
-def _within(deadline: float | None, fn: Callable[..., Any], *args: Any,
-            overrun: list[threading.Thread] | None = None) -> Any:
+def _within(deadline: float | None, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)``, but never waiting past ``deadline``: an exporter may ignore its timeout
     argument (a blocking socket, a library's retry loop), and flush and shutdown promise theirs.
-    The call runs on a daemon thread; one that overruns is left to finish there (and appended
-    to ``overrun``, so the caller can wait for it instead of starting another)."""
+    The call runs on a daemon thread; one that overruns is left to finish there (the error
+    raised names it, so the caller can wait for it instead of starting another)."""
     if deadline is None:
         return fn(*args)
     outcome: list[Any] = []
@@ -694,9 +700,8 @@ def _within(deadline: float | None, fn: Callable[..., Any], *args: Any,
     thread.start()
     thread.join(max(0.0, deadline - time.monotonic()))
     if not outcome:
-        if overrun is not None:
-            overrun.append(thread)
-        raise _OverranError(f"{getattr(fn, '__qualname__', fn)} did not return within its timeout")
+        raise _OverranError(f"{getattr(fn, '__qualname__', fn)} did not return within its timeout",
+                            thread)
     returned, value = outcome[0]
     if not returned:
         raise value
