@@ -275,3 +275,36 @@ def test_exit_with_several_handlers_waits_one_shared_deadline(tmp_path: Path) ->
     waited = float(done.stdout.strip().rsplit("exit_hooks_s=", 1)[1])
     # a bound (one timeout plus generous slack for a loaded machine), not a measurement
     assert waited < timeout * count / 2
+
+
+def test_a_queued_llm_call_does_not_keep_the_models_response_alive() -> None:
+    """Until the worker drains, a queued LLM call holds what usage and cost are read from, not
+    LangChain's ``LLMResult`` (its generations and their objects); the usage still arrives."""
+    from graphs import weather_agent
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    responses: list[weakref.ref[Any]] = []
+
+    class Recorder(BaseCallbackHandler):
+        run_inline = True
+
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            responses.append(weakref.ref(response))
+
+    memory = MemoryExporter()
+    # the worker waits for its (hour-long) interval: everything stays queued until flush()
+    handler = AuditCallbackHandler(exporters=[memory], config=fast_config(
+        flush_interval_ms=3_600_000, batch_size=10_000, queue_size=10_000))
+    try:
+        weather_agent().invoke({"messages": [("user", "Weather in Paris?")]},
+                               config={"callbacks": [handler, Recorder()]})
+        gc.collect()
+        assert len(responses) == 2 and handler.stats()["queue_size"] > 0
+        assert all(ref() is None for ref in responses)
+        assert handler.flush(timeout=10)
+        calls = [e for e in memory.events if e.event_type is AuditEventType.LLM_INVOKE]
+        assert len(calls) == 2 and all(e.tokens_input and e.tokens_output for e in calls)
+        selection = [e for e in memory.events if e.event_type is AuditEventType.TOOL_SELECTION]
+        assert [c["name"] for c in selection[0].data["calls"]] == ["get_weather"]
+    finally:
+        handler.shutdown(timeout=10)

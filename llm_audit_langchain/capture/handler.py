@@ -46,7 +46,7 @@ from ..context import (
 )
 from ..context import new_trace_id as _new_trace_id
 from ..enrich.rollup import CostRollup
-from ..enrich.usage import is_cache_hit
+from ..enrich.usage import ResponseView, is_cache_hit
 from ..errors import ConfigError
 from ..events import AuditEvent, AuditEventType, ErrorDetail, Status
 from ..exporters.base import Exporter, checked_exporters
@@ -65,7 +65,14 @@ from .mapping import (
     serialized_name,
     tool_name,
 )
-from .pending import PendingEvent, WriteAheadEvent
+from .pending import (
+    DerivedEvent,
+    PendingEvent,
+    WriteAheadEvent,
+    agent_decision,
+    prompt_efficiency,
+    tool_selection,
+)
 from .reviews import ReviewTracker
 from .runs import Run, RunTracker, ThreadTraces, run_key, tag_number
 
@@ -472,30 +479,35 @@ class AuditCallbackHandler(BaseCallbackHandler):
             "invocation_params": params,
             "provider": run.metadata.get("ls_provider"),
             "streamed": run.chunks > 0,
-            "_raw": {"response": response, "metadata": run.metadata, "run_id": run.run_id},
+            # what the worker reads the usage and model from: not the response itself
+            "_raw": {"response": ResponseView(response), "metadata": run.metadata,
+                     "run_id": run.run_id},
         }
         if offered:
             data["tools_offered"] = offered
         if run.first_token_perf_ns is not None:
             data["chunks"] = run.chunks
             data["time_to_first_token_ms"] = (run.first_token_perf_ns - run.start_perf_ns) / 1e6
-        # Point events first, so they reach exporters no later than the span they belong to.
+        llm_event = PendingEvent(run, E.LLM_INVOKE, "ok", run.name, data, None, 0, span=True)
+        # Point events first, so they reach exporters no later than the span they belong to;
+        # their data is derived from the LLM event on the worker.
         if may_be_cached(message) and is_cache_hit(message, run.run_id):  # type: ignore[arg-type]
             data["cache_hit"] = True
             self._emit(self._point_event(run, E.CACHE_HIT, "ok", run.name,
                                          {"message_id": getattr(message, "id", None)}))
         tool_calls = getattr(message, "tool_calls", None)
         if tool_calls:
-            self._emit_tool_selection(run, offered, tool_calls)
+            self._note_tool_calls(run, tool_calls)
+            self._emit(DerivedEvent(run, E.TOOL_SELECTION, llm_event, tool_selection,
+                                    time.perf_counter_ns()))
         if "langgraph_node" in run.metadata:  # the model decides whether the agent loop goes on
-            decision = {"decision": "call_tools" if tool_calls else "respond",
-                        "tools": [c.get("name") for c in tool_calls or ()]}
-            self._emit(self._point_event(run, E.AGENT_DECISION, "ok", run.name, decision))
-        llm_event = self._span_event(run, E.LLM_INVOKE, "ok", data)
+            self._emit(DerivedEvent(run, E.AGENT_DECISION, llm_event, agent_decision,
+                                    time.perf_counter_ns()))
+        llm_event.perf_ns = time.perf_counter_ns()
         self._emit(llm_event)
         # after its LLM event: the worker fills it from that event's usage (FIFO order)
-        efficiency = {"_raw": {"llm": llm_event, "prompt": run.inputs}}  # measured on the worker
-        self._emit(self._point_event(run, E.PROMPT_EFFICIENCY, "ok", run.name, efficiency))
+        self._emit(DerivedEvent(run, E.PROMPT_EFFICIENCY, llm_event, prompt_efficiency,
+                                time.perf_counter_ns()))
 
     @_never_raises
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -718,15 +730,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
         step = tag_number(run.tags, _SEQ_STEP)
         return route_destination(outputs) if step is not None and step >= 2 else None
 
-    def _emit_tool_selection(self, run: Run, offered: list[str], calls: list[Any]) -> None:
-        chosen = [{"name": c.get("name"), "args": c.get("args"), "id": c.get("id")} for c in calls]
-        for call in chosen:
-            if call["id"]:
+    def _note_tool_calls(self, run: Run, calls: list[Any]) -> None:
+        """Remember which LLM span chose each tool call: its ``tool.call`` links back to it."""
+        for call in calls:
+            call_id = call.get("id")
+            if call_id:
                 if len(self._tool_calls) >= _MAX_TOOL_CALLS:
                     self._tool_calls.pop(next(iter(self._tool_calls)), None)
-                self._tool_calls[call["id"]] = run.span_id
-        data = {"offered": offered, "calls": chosen}
-        self._emit(self._point_event(run, E.TOOL_SELECTION, "ok", run.name, data))
+                self._tool_calls[call_id] = run.span_id
 
     def _write_ahead(self, run: Run, data: dict[str, Any]) -> None:
         """Queue a side-effecting tool's ``tool.call`` and, when configured, wait (bounded) until

@@ -9,6 +9,7 @@ the record true; anything more expensive moves to the worker).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,3 +134,48 @@ class WriteAheadEvent(PendingEvent):
     @property
     def deferrable(self) -> bool:
         return False
+
+
+class DerivedEvent(PendingEvent):
+    """A point event whose data the worker computes from the LLM call it belongs to (``source``,
+    queued right after it): the model's tool selection, the agent's decision, the prompt's
+    efficiency. The callback queues only this item; the dicts and lists of the data are made on
+    the worker, so the caller's thread neither builds them nor keeps them alive until the worker
+    drains (each object held per queued run makes the host's garbage collector run more often)."""
+
+    __slots__ = ("derive", "source")
+
+    def __init__(self, run: Run, event_type: AuditEventType, source: PendingEvent,
+                 derive: Callable[[PendingEvent], dict[str, Any]], perf_ns: int) -> None:
+        super().__init__(run, event_type, "ok", run.name, {}, None, perf_ns)
+        self.source, self.derive = source, derive
+
+    def _make(self) -> AuditEvent:
+        self.data.update(self.derive(self.source))
+        return super()._make()
+
+
+# ``source.data`` below is the LLM call's data as the callback queued it: whether that event was
+# built, enriched or sanitized meanwhile, its message and its tool names are still there.
+
+def _tool_calls(llm: PendingEvent) -> list[Any]:
+    return getattr(llm.data.get("output"), "tool_calls", None) or []
+
+
+def tool_selection(llm: PendingEvent) -> dict[str, Any]:
+    """The tools the model was offered and the calls it chose (``tool.selection``)."""
+    calls = [{"name": c.get("name"), "args": c.get("args"), "id": c.get("id")}
+             for c in _tool_calls(llm)]
+    return {"offered": llm.data.get("tools_offered", []), "calls": calls}
+
+
+def agent_decision(llm: PendingEvent) -> dict[str, Any]:
+    """Whether the agent loop goes on to tools or answers (``agent.decision``)."""
+    calls = _tool_calls(llm)
+    return {"decision": "call_tools" if calls else "respond",
+            "tools": [c.get("name") for c in calls]}
+
+
+def prompt_efficiency(llm: PendingEvent) -> dict[str, Any]:
+    """What ``measure_prompt_efficiency`` reads on the worker (``prompt.efficiency``)."""
+    return {"_raw": {"llm": llm, "prompt": llm.data.get("messages")}}

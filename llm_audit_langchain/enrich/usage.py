@@ -19,17 +19,18 @@ All functions here are pure or guarded by a lock: the pipeline calls them from i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, Generation, LLMResult
+from langchain_core.outputs import ChatGeneration, LLMResult
 
 from .tokens import count_tokens, estimate_tokens
 
 __all__ = [
+    "ResponseView",
     "TokenUsage",
     "estimate_tokens",
     "extract_usage",
@@ -202,19 +203,36 @@ def _from_bedrock_metrics(metrics: Mapping[str, Any]) -> TokenUsage | None:
 # --- where to look, in order ------------------------------------------------------------------
 
 
-def _generations(response: LLMResult) -> Iterator[Generation]:
-    for per_prompt in response.generations:
-        yield from per_prompt
+_Output = tuple[BaseMessage | None, Mapping[str, Any] | None, str | None]
 
 
-def _message(generation: Generation) -> BaseMessage | None:
-    return generation.message if isinstance(generation, ChatGeneration) else None
+class ResponseView:
+    """What the readers here take from an ``LLMResult``: per generation its message, its
+    ``generation_info`` and (completion models) its text; and ``llm_output``. The handler queues
+    this instead of the response: the result, its generations, their field sets and text
+    accessors (~18 collector-tracked objects per agent run) would live until the worker drains,
+    and each object held per queued run makes the host's garbage collector run more often."""
+
+    __slots__ = ("llm_output", "outputs")
+
+    def __init__(self, response: LLMResult) -> None:
+        self.llm_output = response.llm_output
+        self.outputs: tuple[_Output, ...] = tuple(
+            (g.message, g.generation_info, None) if isinstance(g, ChatGeneration)
+            else (None, g.generation_info, g.text)
+            for per_prompt in response.generations for g in per_prompt)
 
 
-def _usage_metadata_of(response: LLMResult) -> TokenUsage | None:
+Response = LLMResult | ResponseView
+
+
+def _generations(response: Response) -> tuple[_Output, ...]:
+    return (response if isinstance(response, ResponseView) else ResponseView(response)).outputs
+
+
+def _usage_metadata_of(response: Response) -> TokenUsage | None:
     # A stream's final aggregated message carries the whole call's usage: never sum chunks.
-    for generation in _generations(response):
-        message = _message(generation)
+    for message, _, _ in _generations(response):
         usage = getattr(message, "usage_metadata", None)
         if isinstance(usage, Mapping) and (found := _from_usage_metadata(usage)):
             return found
@@ -237,24 +255,23 @@ def _usage_in(container: Mapping[str, Any] | None, prefix: str) -> TokenUsage | 
     return _from_bedrock_metrics(metrics) if isinstance(metrics, Mapping) else None
 
 
-def _response_metadata_usage(response: LLMResult) -> TokenUsage | None:
-    for generation in _generations(response):
-        message = _message(generation)
+def _response_metadata_usage(response: Response) -> TokenUsage | None:
+    for message, generation_info, _ in _generations(response):
         metadata = message.response_metadata if message is not None else None
         for container, prefix in (
             (metadata, "response_metadata"),
-            (generation.generation_info, "generation_info"),
+            (generation_info, "generation_info"),
         ):
             if found := _usage_in(container, prefix):
                 return found
     return None
 
 
-def _llm_output_usage(response: LLMResult) -> TokenUsage | None:
+def _llm_output_usage(response: Response) -> TokenUsage | None:
     return _usage_in(response.llm_output, "llm_output")
 
 
-_READERS: tuple[Callable[[LLMResult], TokenUsage | None], ...] = (
+_READERS: tuple[Callable[[Response], TokenUsage | None], ...] = (
     _usage_metadata_of,
     _llm_output_usage,
     _response_metadata_usage,
@@ -262,7 +279,7 @@ _READERS: tuple[Callable[[LLMResult], TokenUsage | None], ...] = (
 
 
 def extract_usage(
-    response: LLMResult,
+    response: LLMResult | ResponseView,
     *,
     prompt_messages: Sequence[BaseMessage] | Sequence[str] | None = None,
     model: str | None = None,
@@ -307,16 +324,15 @@ def _prompt_texts(prompt: Sequence[BaseMessage] | Sequence[str]) -> list[str]:
     return texts
 
 
-def _output_texts(response: LLMResult) -> list[str]:
+def _output_texts(response: Response) -> list[str]:
     texts: list[str] = []
-    for generation in _generations(response):
-        message = _message(generation)
-        texts += _message_texts(message) if message is not None else [generation.text]
+    for message, _, text in _generations(response):
+        texts += _message_texts(message) if message is not None else [text or ""]
     return texts
 
 
 def _estimate_usage(
-    response: LLMResult,
+    response: Response,
     prompt: Sequence[BaseMessage] | Sequence[str] | None,
     model: str | None,
 ) -> TokenUsage:
@@ -353,11 +369,10 @@ def _first_str(data: Mapping[str, Any] | None, keys: Sequence[str]) -> str | Non
     return None
 
 
-def _response_model(response: LLMResult | None) -> str | None:
+def _response_model(response: Response | None) -> str | None:
     if response is None:
         return None
-    for generation in _generations(response):
-        message = _message(generation)
+    for message, _, _ in _generations(response):
         if message is not None and (
             found := _first_str(message.response_metadata, _RESPONSE_MODEL_KEYS)
         ):
@@ -366,7 +381,7 @@ def _response_model(response: LLMResult | None) -> str | None:
 
 
 def model_id_from(
-    response: LLMResult | None,
+    response: LLMResult | ResponseView | None,
     metadata: Mapping[str, Any] | None,
     invocation_params: Mapping[str, Any] | None,
 ) -> str | None:
