@@ -440,7 +440,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
 
     @_never_raises
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        run = self._close(run_id, "chain", kwargs)
+        run = self._close(run_id, "chain", kwargs, keep_tags=True)
         if run is None:
             return
         if run.is_node:
@@ -451,6 +451,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
                         "via": "command"}
                 self._emit(self._point_event(run, E.AGENT_ROUTE, "ok", run.name, data))
         destination = self._route_of(run, outputs)
+        run.tags = ()
         if destination is not None:
             data = {"from_node": run.agent, "destination": destination}
             self._emit(self._span_event(run, E.AGENT_ROUTE, "ok", data))
@@ -582,13 +583,13 @@ class AuditCallbackHandler(BaseCallbackHandler):
     ) -> Run:
         name = kwargs.get("name") or serialized_name(serialized) or kind
         metadata = metadata or {}
-        tags = tags or []
+        run_tags: Sequence[str] = tags or ()
         if parent_run_id is None:
             parent_run_id = context_parent_run_id()
         parent = self._runs.get(parent_run_id)
         node: str | None = metadata.get("audit_agent") or metadata.get("langgraph_node")
         is_node = (kind == "chain" and metadata.get("langgraph_node") == name
-                   and has_graph_step(tags))
+                   and has_graph_step(run_tags))
         now_perf = time.perf_counter_ns()
         parent_span: str | None
         ctx: TraceContext | None = None
@@ -609,7 +610,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         if isinstance(inputs, dict):
             inputs = dict(inputs)  # the caller may mutate its dict after we return
         run = Run(run_id, kind, name, agent, trace_id, new_span_id(), parent_span, parent_run_id,
-                  start_ns, now_perf, inputs, tags, metadata,
+                  start_ns, now_perf, inputs, run_tags, metadata,
                   is_node=is_node, sampled=sampled)
         if parent is None:
             run.extra["root"] = True
@@ -631,9 +632,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
                                          decision.error()))
         return run
 
-    def _close(self, run_id: UUID, kind: str, kwargs: dict[str, Any]) -> Run | None:
+    def _close(self, run_id: UUID, kind: str, kwargs: dict[str, Any],
+               keep_tags: bool = False) -> Run | None:
         """The run's start record; a stand-in if its start was never seen; None when this is a
-        second end/error callback for a run already closed (ChatBedrock sends errors twice)."""
+        second end/error callback for a run already closed (ChatBedrock sends errors twice).
+
+        Its tags are let go (unless ``keep_tags``: the caller does that once it has read them):
+        nothing reads them after the end, and the queued events keep the run until the worker
+        drains; each host object held that long makes the host's collector run more often."""
         run = self._runs.close(run_id)
         key = run_key(run_id)
         if run is None:
@@ -650,6 +656,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
             except KeyError:  # another thread trimmed it first
                 pass
         self._decisions.on_parent_end(run_id)
+        if not keep_tags:
+            run.tags = ()
         return run
 
     def _orphan(self, run_id: UUID, kind: str, kwargs: dict[str, Any]) -> Run:

@@ -8,6 +8,7 @@ Small pure functions the handler applies to what LangChain and LangGraph pass to
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -50,7 +51,7 @@ def may_be_cached(message: Any) -> bool:
     return isinstance(message_id, str) and message_id.startswith("lc_run--")
 
 
-def has_graph_step(tags: list[str]) -> bool:
+def has_graph_step(tags: Sequence[str]) -> bool:
     for tag in tags:  # noqa: SIM110 - a loop, not any(genexpr): runs on every chain start
         if tag.startswith(_GRAPH_STEP):
             return True

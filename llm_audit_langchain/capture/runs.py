@@ -10,6 +10,7 @@ abandons: the oldest beyond that is evicted as ``timeout`` too).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -19,7 +20,7 @@ MAX_SHADOWED = 100
 """Open runs tracked under one id at most (the newest and those it shadows)."""
 
 
-def tag_number(tags: list[str], prefix: str) -> int | None:
+def tag_number(tags: Sequence[str], prefix: str) -> int | None:
     """N of the first ``prefix + N`` tag (``graph:step:3``, ``retry:attempt:2``), if any."""
     for tag in tags:
         if tag.startswith(prefix):
@@ -55,7 +56,7 @@ class Run:
     start_ns: int  # wall clock, for timestamps
     start_perf_ns: int  # monotonic, for latency
     inputs: Any = None
-    tags: list[str] = field(default_factory=list)
+    tags: Sequence[str] = ()  # () once the run has ended
     metadata: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     is_node: bool = False
