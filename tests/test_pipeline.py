@@ -24,7 +24,7 @@ from fault_exporters import AlwaysFailing, DownThenUp, Hanging, ReturnsFailure
 
 from llm_audit_langchain.events import AuditEvent, AuditEventType
 from llm_audit_langchain.exporters import JsonlExporter, MemoryExporter
-from llm_audit_langchain.exporters.base import Exporter
+from llm_audit_langchain.exporters.base import Exporter, ExportResult
 from llm_audit_langchain.pipeline.worker import Pipeline
 
 HANG_GUARD_S = 3.0  # generous: the machine has 2 noisy cores
@@ -148,6 +148,29 @@ def test_pipeline_without_exporters_settles_everything(
 
 
 # ---- bounded queue --------------------------------------------------------------------------
+
+
+def test_a_batch_processed_in_chunks_is_still_exported_whole(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    """The worker builds and sanitizes a few dozen items at a time (so their raw objects are freed
+    early), but exporters still get batches of ``batch_size``: fewer, larger requests."""
+    batches: list[int] = []
+
+    class Counting(MemoryExporter):
+        def export(self, batch: Sequence[AuditEvent]) -> ExportResult:
+            batches.append(len(batch))
+            return super().export(batch)
+
+    exporter = Counting()
+    pipeline = make_pipeline([exporter], batch_size=300, flush_interval_s=3600)
+    sent = events(700)
+    for event in sent:
+        pipeline.enqueue(event)
+    assert pipeline.flush(timeout=10)
+    assert ids(exporter.events) == ids(sent)
+    assert max(batches) == 300 and sum(batches) == 700  # the worker may wake at any size
+    check_accounting(pipeline, sent=700, settled=True)
 
 
 def test_a_queue_shorter_than_a_batch_wakes_the_worker_before_it_fills(

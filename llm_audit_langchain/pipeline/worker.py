@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("llm_audit_langchain")
 
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+_CHUNK = 64  # queued items processed at a time within a batch (see Pipeline._take_batch)
 
 
 @dataclass(slots=True, eq=False)
@@ -422,18 +423,31 @@ class Pipeline:
         return bool(events)
 
     def _drain(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    break
-                batch = [self._queue.popleft()
-                         for _ in range(min(self._batch_size, len(self._queue)))]
-                self._taken += len(batch)
-            released = self._process(batch)
+        while taken := self._take_batch():
+            released = taken[1]
             if released:
                 self._hand_over(released)
             self._deliver()
         self._deliver()
+
+    def _take_batch(self) -> tuple[int, list[AuditEvent]] | None:
+        """Up to ``batch_size`` queued items, processed: (how many were taken, what was released
+        for export); None when the queue is empty. Taken and processed ``_CHUNK`` items at a
+        time, so each chunk's raw items (LangChain's objects, the callbacks' records) are freed
+        before the next chunk is built: the batch's peak of live objects, which set how often
+        the host's garbage collector ran and what it promoted, stays small."""
+        taken, released = 0, []
+        while taken < self._batch_size:
+            with self._lock:
+                queue = self._queue
+                if not queue:
+                    break
+                chunk = [queue.popleft()
+                         for _ in range(min(_CHUNK, self._batch_size - taken, len(queue)))]
+                self._taken += len(chunk)
+            taken += len(chunk)
+            released += self._process(chunk)
+        return (taken, released) if taken else None
 
     def _process(self, batch: list[Item]) -> list[AuditEvent]:
         """Enrich → observe → sample → sanitize. Sampling comes before sanitizing so the
