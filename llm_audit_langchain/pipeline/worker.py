@@ -423,19 +423,18 @@ class Pipeline:
         return bool(events)
 
     def _drain(self) -> None:
-        while taken := self._take_batch():
-            released = taken[1]
+        while (released := self._take_batch()) is not None:
             if released:
                 self._hand_over(released)
             self._deliver()
         self._deliver()
 
-    def _take_batch(self) -> tuple[int, list[AuditEvent]] | None:
-        """Up to ``batch_size`` queued items, processed: (how many were taken, what was released
-        for export); None when the queue is empty. Taken and processed ``_CHUNK`` items at a
-        time, so each chunk's raw items (LangChain's objects, the callbacks' records) are freed
-        before the next chunk is built: the batch's peak of live objects, which set how often
-        the host's garbage collector ran and what it promoted, stays small."""
+    def _take_batch(self) -> list[AuditEvent] | None:
+        """Up to ``batch_size`` queued items, processed: what they released for export; None
+        when the queue was empty. Taken and processed ``_CHUNK`` items at a time, so each
+        chunk's raw items (LangChain's objects, the callbacks' records) are freed before the next
+        chunk is built: the batch's peak of live objects, which set how often the host's garbage
+        collector ran and what it promoted, stays small."""
         taken, released = 0, []
         while taken < self._batch_size:
             with self._lock:
@@ -447,7 +446,7 @@ class Pipeline:
                 self._taken += len(chunk)
             taken += len(chunk)
             released += self._process(chunk)
-        return (taken, released) if taken else None
+        return released if taken else None
 
     def _process(self, batch: list[Item]) -> list[AuditEvent]:
         """Enrich → observe → sample → sanitize. Sampling comes before sanitizing so the
