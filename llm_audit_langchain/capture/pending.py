@@ -151,27 +151,27 @@ class DerivedEvent(PendingEvent):
         self.source, self.derive = source, derive
 
     def _make(self) -> AuditEvent:
-        self.data.update(self.derive(self.source))
+        self.data = self.derive(self.source)  # the empty placeholder only served the sampler
         return super()._make()
 
 
 # ``source.data`` below is the LLM call's data as the callback queued it: whether that event was
 # built, enriched or sanitized meanwhile, its message and its tool names are still there.
 
-def _tool_calls(llm: PendingEvent) -> list[Any]:
+def _chosen_calls(llm: PendingEvent) -> list[Any]:
     return getattr(llm.data.get("output"), "tool_calls", None) or []
 
 
 def tool_selection(llm: PendingEvent) -> dict[str, Any]:
     """The tools the model was offered and the calls it chose (``tool.selection``)."""
     calls = [{"name": c.get("name"), "args": c.get("args"), "id": c.get("id")}
-             for c in _tool_calls(llm)]
+             for c in _chosen_calls(llm)]
     return {"offered": llm.data.get("tools_offered", []), "calls": calls}
 
 
 def agent_decision(llm: PendingEvent) -> dict[str, Any]:
     """Whether the agent loop goes on to tools or answers (``agent.decision``)."""
-    calls = _tool_calls(llm)
+    calls = _chosen_calls(llm)
     return {"decision": "call_tools" if calls else "respond",
             "tools": [c.get("name") for c in calls]}
 
