@@ -481,8 +481,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             "provider": run.metadata.get("ls_provider"),
             "streamed": run.chunks > 0,
             # what the worker reads the usage and model from: not the response itself
-            "_raw": {"response": ResponseView(response), "metadata": run.metadata,
-                     "run_id": run.run_id},
+            "_raw": {"response": ResponseView(response), "metadata": run.metadata},
         }
         if offered:
             data["tools_offered"] = offered
@@ -702,7 +701,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             data.update(self._tool_info(run))
         if kind == "llm":
             data["messages"] = run.inputs
-            data["_raw"] = {"metadata": run.metadata, "run_id": run.run_id}
+            data["_raw"] = {"metadata": run.metadata}
         detail = self._error_detail(error, run)
         self._decisions.on_failure(run, error, detail.type)
         self._emit(self._span_event(run, _ERROR_KIND[kind], "error", data, detail))
