@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,17 @@ def test_fast_event_refuses_a_missing_or_unknown_field() -> None:
         fast_event(**{k: v for k, v in fields.items() if k != "agent"})
     with pytest.raises(TypeError, match="unknown \\['tokens_in'\\]"):
         fast_event(**fields, tokens_in=3)
+
+
+def test_event_times_keep_every_microsecond_apart() -> None:
+    """Moments a microsecond apart get distinct timestamps, truncated exactly (a float of
+    nanoseconds / 1e9 is off by ~0.1 µs at today's dates and made some share one: stores then
+    ordered a call and its measure by event id)."""
+    from llm_audit_langchain.capture.pending import utc_from_ns
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rng = random.Random(3)
+    for _ in range(20_000):
+        ns = rng.randrange(1_700_000_000 * 10**9, 4_000_000_000 * 10**9)
+        assert utc_from_ns(ns) == epoch + timedelta(microseconds=ns // 1000)
+        assert utc_from_ns(ns + 1000) > utc_from_ns(ns)

@@ -505,9 +505,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
                                     time.perf_counter_ns()))
         llm_event.perf_ns = time.perf_counter_ns()
         self._emit(llm_event)
-        # after its LLM event: the worker fills it from that event's usage (FIFO order)
+        # after its LLM event: the worker fills it from that event's usage (FIFO order). Timed
+        # a microsecond after it at least: it is queued within the same microsecond, and the
+        # stores (which keep microseconds) order equal times by event id, not by queue order.
         self._emit(DerivedEvent(run, E.PROMPT_EFFICIENCY, llm_event, prompt_efficiency,
-                                time.perf_counter_ns()))
+                                max(time.perf_counter_ns(), llm_event.perf_ns + 1_000)))
 
     @_never_raises
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:

@@ -24,7 +24,12 @@ _LANGGRAPH_KEYS = ("langgraph_node", "langgraph_step", "langgraph_checkpoint_ns"
 
 
 def utc_from_ns(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
+    """The UTC time of ``ns`` nanoseconds since the epoch, to the microsecond below, exactly.
+    ``fromtimestamp(ns / 1e9)`` rounds a float whose error at today's dates is ~0.1 µs, so two
+    moments a microsecond apart could share a timestamp (and the stores order equal timestamps
+    by event id, not by when they happened). Whole microseconds over 1e6 are off by less than
+    half a microsecond, which ``fromtimestamp``'s rounding to the microsecond removes."""
+    return datetime.fromtimestamp((ns // 1000) / 1e6, UTC)
 
 
 def graph_info(run: Run) -> dict[str, Any]:
